@@ -1,0 +1,117 @@
+import * as fs from "node:fs";
+import process from "node:process";
+import { type Compression, DEFAULT_LEVEL } from "../compress/codec.ts";
+import { dumpBlocks } from "../engine/dump.ts";
+import { createDumpOutput } from "../engine/dump_output.ts";
+import { createHasher } from "../engine/hasher.ts";
+import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
+import { checkBlocksize, decodeBlocksize, DEFAULT_BLOCKSIZE, HEADER_SIZE } from "../format/digest.ts";
+import { DigestCursor } from "../format/digest_cursor.ts";
+import { type ByteSource, FdSource, readFull } from "../io/byte_source.ts";
+import { FdWritable } from "../io/sink.ts";
+import { openInheritedFd } from "../runtime.ts";
+import { openLocalSource } from "../source/local.ts";
+import { expectPositionals, sizeOpt, stringOpt } from "./args.ts";
+import { type Command, HELP_OPTION } from "./command.ts";
+
+export const dumpCommand: Command = {
+  name: "dump",
+  summary: "low level: write a diff of FILE (or stdin) against an old digest (original blockdiff_dump)",
+  help:
+    `usage: blockdiff dump [--block-size N] [-z|--gzip|--lzop|--zstd] [FILE] [5< old.md5] 6> new.md5 > diff
+
+Compatible with the original blockdiff_dump: reads FILE (or stdin), writes the diff of the blocks whose
+MD5 differs from the old digest (all blocks without one) to stdout and the new digest to fd 6.
+
+  fd 5 / --old-digest FILE    digest of the previous generation (optional; its block size wins)
+  fd 6 / --new-digest FILE    where the new digest goes (required)
+  --block-size N              block size without an old digest (default env BLOCKSIZE, else 16384);
+                              one that differs from the old digest's is an error
+  -z, --gzip / --lzop / --zstd  compress the diff (gzip and zstd in-process, lzop runs lzop)
+  -h, --help                  this help
+
+examples:
+  blockdiff dump /dev/vg0/lv 6> lv.1.md5 > lv.1
+  blockdiff dump -z /dev/vg0/lv 5< lv.1.md5 6> lv.2.md5 > lv.2.gz`,
+  options: [
+    HELP_OPTION,
+    { name: "block-size", aliases: ["blocksize"], kind: "value" },
+    { name: "gzip", short: "z", kind: "flag" },
+    { name: "lzop", kind: "flag" },
+    { name: "zstd", kind: "flag" },
+    { name: "old-digest", kind: "value" },
+    { name: "new-digest", kind: "value" },
+  ],
+  async run(args) {
+    const [file] = expectPositionals(
+      args,
+      0,
+      1,
+      "blockdiff dump [options] [FILE] 5< old.md5 6> new.md5 > diff",
+    );
+    const kinds = (["gzip", "lzop", "zstd"] as const).filter((k) => args.opts.has(k));
+    if (kinds.length > 1) throw new UsageError(`dump: choose one of --gzip, --lzop, --zstd`);
+    const compression: Compression = kinds[0] ?? "none";
+    const explicitBs = sizeOpt(args, "block-size") ??
+      (process.env.BLOCKSIZE ? Number(process.env.BLOCKSIZE) : null);
+    if (explicitBs !== null) checkBlocksize(explicitBs, "block size");
+    if (process.stdout.isTTY) throw new UsageError("dump: refusing to write a binary diff to a terminal");
+
+    const oldPath = stringOpt(args, "old-digest");
+    const oldFd = oldPath !== undefined ? openPath(oldPath, "r") : openInheritedFd(5, "r");
+    const newPath = stringOpt(args, "new-digest");
+    const newFd = newPath !== undefined ? openPath(newPath, "w") : openInheritedFd(6, "w");
+    if (newFd === null) {
+      throw new UsageError("dump: no place for the new digest: open fd 6 or give --new-digest");
+    }
+
+    let old: DigestCursor | null = null;
+    let blocksize = explicitBs ?? DEFAULT_BLOCKSIZE;
+    if (oldFd !== null) {
+      const src: ByteSource = new FdSource(oldFd);
+      const head = new Uint8Array(HEADER_SIZE);
+      const what = oldPath ?? "old digest (fd 5)";
+      const oldBs = decodeBlocksize(head.subarray(0, await readFull(src, head, 0, HEADER_SIZE)), what);
+      if (sizeOpt(args, "block-size") !== undefined && oldBs !== explicitBs) {
+        throw new UsageError(
+          `dump: --block-size ${explicitBs} conflicts with the old digest's block size ${oldBs}`,
+        );
+      }
+      blocksize = oldBs;
+      old = new DigestCursor(src, what);
+    }
+    const input = file !== undefined ? openLocalSource(file).source : new FdSource(0, false);
+    const output = createDumpOutput(
+      new FdWritable(1, { sync: false }),
+      new FdWritable(newFd, { sync: false }),
+      compression,
+      DEFAULT_LEVEL[compression],
+    );
+    try {
+      await output.begin(blocksize);
+      await dumpBlocks({
+        source: input,
+        blocksize,
+        oldDigest: old,
+        hasher: createHasher(),
+        sinks: output.sinks,
+      });
+      await output.finish();
+    } catch (err) {
+      output.abort();
+      throw err instanceof BlockdiffError ? err : describeIoError(`dump of ${file ?? "stdin"}`, err);
+    } finally {
+      await input.close();
+      await old?.close();
+    }
+    return 0;
+  },
+};
+
+function openPath(p: string, mode: "r" | "w"): number {
+  try {
+    return fs.openSync(p, mode, 0o600);
+  } catch (err) {
+    throw describeIoError(`opening ${p}`, err);
+  }
+}

@@ -1,0 +1,68 @@
+/** Dispatches `blockdiff COMMAND ...`, prints one line on stderr for every failure, returns the exit code. */
+import process from "node:process";
+import { installSignalHandlers, runCleanups } from "../cleanup.ts";
+import { BlockdiffError, EXIT } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { parseArgs } from "./args.ts";
+import { backupCommand } from "./backup.ts";
+import type { Command } from "./command.ts";
+import { dumpCommand } from "./dump.ts";
+import { listCommand } from "./list.ts";
+import { mergeCommand } from "./merge.ts";
+import { restoreCommand } from "./restore.ts";
+import { verifyCommand } from "./verify.ts";
+
+const COMMANDS: Command[] = [
+  backupCommand,
+  restoreCommand,
+  verifyCommand,
+  listCommand,
+  dumpCommand,
+  mergeCommand,
+];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `blockdiff ${VERSION}: block-level full and incremental backups
+
+usage: blockdiff COMMAND [options]   (blockdiff COMMAND --help for each)
+
+commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+
+exit codes: 0 ok, 1 failure, 2 usage error, 3 corrupt chain or data, 4 lock held, 130/143 interrupted`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    const cmd = COMMANDS.find((c) => c.name === rest[0]);
+    process.stdout.write((cmd ? cmd.help : usage()) + "\n");
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === "--version" || name === "version") {
+    process.stdout.write(`blockdiff ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  try {
+    if (!cmd) throw new BlockdiffError(`unknown command '${name}' (see blockdiff --help)`, EXIT.usage);
+    const args = parseArgs(rest, cmd.options, cmd.name);
+    if (args.opts.has("help")) {
+      process.stdout.write(cmd.help + "\n");
+      return EXIT.ok;
+    }
+    installSignalHandlers();
+    return await cmd.run(args);
+  } catch (err) {
+    runCleanups();
+    if (err instanceof BlockdiffError) {
+      process.stderr.write(`blockdiff: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const e = err as Error;
+    process.stderr.write(`blockdiff: internal error: ${e?.message ?? String(err)}\n`);
+    if (process.env.VERBOSE) process.stderr.write(`${e?.stack}\n`);
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Compression of diff files: gzip and zstd in-process (node:zlib), lzop through the `lzop` program
+ * (as the original did). File extensions are the original's: .gz, .lzop, and .zst for zstd.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { PassThrough, pipeline, type Readable, Transform, type Writable } from "node:stream";
+import * as zlib from "node:zlib";
+import { BlockdiffError, UsageError } from "../errors.ts";
+import { type ByteSource, StreamSource } from "../io/byte_source.ts";
+
+export const COMPRESSIONS = ["none", "gzip", "lzop", "zstd"] as const;
+export type Compression = typeof COMPRESSIONS[number];
+
+export const EXTENSION: Record<Compression, string> = { none: "", gzip: ".gz", lzop: ".lzop", zstd: ".zst" };
+
+/** Default levels: fast settings that still shrink database pages well (README "Compression"). */
+export const DEFAULT_LEVEL: Record<Compression, number> = { none: 0, gzip: 3, lzop: 3, zstd: 3 };
+const LEVEL_RANGE: Record<Compression, [number, number]> = {
+  none: [0, 0],
+  gzip: [1, 9],
+  lzop: [1, 9],
+  zstd: [1, 19],
+};
+
+export function parseCompression(name: string): Compression {
+  const c = name === "gz" ? "gzip" : name === "zst" ? "zstd" : name;
+  if (!(COMPRESSIONS as readonly string[]).includes(c)) {
+    throw new UsageError(`unknown compression '${name}' (use gzip, lzop, zstd or none)`);
+  }
+  return c as Compression;
+}
+
+export function checkLevel(kind: Compression, level: number): number {
+  const [lo, hi] = LEVEL_RANGE[kind];
+  if (!Number.isInteger(level) || level < lo || level > hi) {
+    throw new UsageError(`compression level for ${kind} must be ${lo}..${hi}`);
+  }
+  return level;
+}
+
+// node:zlib has zstd in Deno, Bun and Node >= 22.15; @types/node may not declare it yet.
+type ZstdZlib = {
+  createZstdCompress(o: { params: Record<number, number> }): Transform;
+  createZstdDecompress(): Transform;
+  constants: { ZSTD_c_compressionLevel: number };
+};
+const zstd = zlib as unknown as ZstdZlib;
+
+/** A compressor in front of `out`: write the uncompressed stream into `head`, await `done`. */
+export interface CompressPipe {
+  head: Writable;
+  done: Promise<void>;
+}
+
+export function compressInto(kind: Compression, level: number, out: Writable): CompressPipe {
+  switch (kind) {
+    case "none": {
+      const head = new PassThrough({ highWaterMark: 4 << 20 });
+      return { head, done: pipe(head, out) };
+    }
+    case "gzip": {
+      const head = zlib.createGzip({ level, chunkSize: 256 * 1024 });
+      return { head, done: pipe(head, out) };
+    }
+    case "zstd": {
+      const head = zstd.createZstdCompress({ params: { [zstd.constants.ZSTD_c_compressionLevel]: level } });
+      return { head, done: pipe(head, out) };
+    }
+    case "lzop": {
+      const child = runFilter("lzop", [`-${level}`, "-c", "-f"]);
+      return { head: child.stdin, done: Promise.all([pipe(child.stdout, out), child.exited]).then(() => {}) };
+    }
+  }
+}
+
+/** Opens a (possibly compressed) file as a stream of uncompressed bytes; `onRaw` sees the file's bytes. */
+export function openDecompressed(
+  path: string,
+  kind: Compression,
+  onRaw: (chunk: Uint8Array) => void = () => {},
+): ByteSource {
+  const raw = fs.createReadStream(path, { highWaterMark: 1 << 20 });
+  const tap = new Transform({
+    transform(chunk, _enc, cb) {
+      onRaw(chunk);
+      cb(null, chunk);
+    },
+  });
+  raw.on("error", (err) => tap.destroy(err));
+  raw.pipe(tap);
+  return decompressStream(tap, kind);
+}
+
+/** Uncompressed bytes of a compressed readable stream. */
+export function decompressStream(input: Readable, kind: Compression): ByteSource {
+  switch (kind) {
+    case "none":
+      return new StreamSource(input, () => void input.destroy());
+    case "gzip":
+    case "zstd": {
+      const z = kind === "gzip" ? zlib.createGunzip({ chunkSize: 256 * 1024 }) : zstd.createZstdDecompress();
+      input.on("error", (err) => z.destroy(err));
+      input.pipe(z);
+      return new StreamSource(z, () => {
+        input.destroy();
+        z.destroy();
+      });
+    }
+    case "lzop": {
+      const child = runFilter("lzop", ["-d", "-c", "-f"]);
+      input.on("error", (err) => child.stdout.destroy(err));
+      input.pipe(child.stdin);
+      child.stdin.on("error", () => {}); // surfaces as the child's exit status
+      const out = new PassThrough();
+      pipeline(child.stdout, out, () => {});
+      child.exited.then(() => out.end(), (err) => out.destroy(err));
+      return new StreamSource(out, () => {
+        input.destroy();
+        child.kill();
+      });
+    }
+  }
+}
+
+function pipe(from: Readable, to: Writable): Promise<void> {
+  return new Promise((resolve, reject) => pipeline(from, to, (err) => err ? reject(err) : resolve()));
+}
+
+interface Filter {
+  stdin: Writable;
+  stdout: Readable;
+  exited: Promise<void>;
+  kill(): void;
+}
+
+/** Runs an external filter program; a missing program or a non-zero exit is one clear error. */
+function runFilter(cmd: string, args: string[]): Filter {
+  const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => stderr += d);
+  const exited = new Promise<void>((resolve, reject) => {
+    child.on("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new BlockdiffError(
+          err.code === "ENOENT"
+            ? `${cmd} is not installed (needed for ${cmd} compression)`
+            : `${cmd}: ${err.message}`,
+        ),
+      ));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve();
+      else {reject(
+          new BlockdiffError(`${cmd} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split("\n")[0]}`),
+        );}
+    });
+  });
+  exited.catch(() => {}); // observed by the caller; avoid an unhandled rejection if it is not awaited yet
+  return { stdin: child.stdin, stdout: child.stdout, exited, kill: () => child.kill() };
+}

@@ -1,0 +1,64 @@
+/**
+ * The one hot loop: read the source in large chunks, hash every block, compare with the old digest,
+ * emit changed blocks and the new digest. Used by local backups, `blockdiff dump` and the remote agent.
+ */
+import { DIGEST_SIZE } from "../format/digest.ts";
+import { type DigestCursor, sameDigest } from "../format/digest_cursor.ts";
+import { type ByteSource, readFull } from "../io/byte_source.ts";
+import type { BlockHasher } from "./hasher.ts";
+
+export interface DumpSinks {
+  /** A changed block (a view valid until the promise resolves). */
+  changed(offset: number, block: Uint8Array): Promise<void>;
+  /** The digests of consecutive blocks, in order (a view valid until the promise resolves). */
+  digests(chunk: Uint8Array): Promise<void>;
+}
+
+export interface DumpOptions {
+  source: ByteSource;
+  blocksize: number;
+  /** Digests of the previous generation; null for a full dump. */
+  oldDigest: DigestCursor | null;
+  hasher: BlockHasher;
+  sinks: DumpSinks;
+  onProgress?: (bytesRead: number) => void;
+  /** Bytes per read; rounded to whole blocks. */
+  chunkBytes?: number;
+}
+
+export interface DumpResult {
+  bytesRead: number;
+  blocks: number;
+  blocksChanged: number;
+  /** Length of the last block (0 for an empty source). */
+  lastBlockLength: number;
+}
+
+export async function dumpBlocks(o: DumpOptions): Promise<DumpResult> {
+  const bs = o.blocksize;
+  const perChunk = Math.max(1, Math.floor((o.chunkBytes ?? 4 << 20) / bs));
+  const buf = new Uint8Array(perChunk * bs);
+  const digests = new Uint8Array(perChunk * DIGEST_SIZE);
+  let bytesRead = 0, blocks = 0, changed = 0, lastLen = 0;
+  for (;;) {
+    const n = await readFull(o.source, buf, 0, buf.length);
+    if (n === 0) break;
+    const count = Math.ceil(n / bs);
+    await o.hasher.hashBlocks(buf, n, bs, digests);
+    for (let j = 0; j < count; j++) {
+      const d = digests.subarray(j * DIGEST_SIZE, (j + 1) * DIGEST_SIZE);
+      const old = o.oldDigest ? await o.oldDigest.get(blocks + j) : null;
+      if (old === null || !sameDigest(old, d)) {
+        changed++;
+        await o.sinks.changed(bytesRead + j * bs, buf.subarray(j * bs, Math.min((j + 1) * bs, n)));
+      }
+    }
+    await o.sinks.digests(digests.subarray(0, count * DIGEST_SIZE));
+    blocks += count;
+    bytesRead += n;
+    lastLen = n - (count - 1) * bs;
+    o.onProgress?.(bytesRead);
+    if (n < buf.length) break;
+  }
+  return { bytesRead, blocks, blocksChanged: changed, lastBlockLength: lastLen };
+}

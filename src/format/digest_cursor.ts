@@ -1,0 +1,58 @@
+/** Sequential access to the entries of a digest stream (after its header), in increasing block order. */
+import { IntegrityError } from "../errors.ts";
+import { type ByteSource, readFull } from "../io/byte_source.ts";
+import { DIGEST_SIZE } from "./digest.ts";
+
+const ENTRIES_PER_READ = 65536; // 1 MiB of digests
+
+export class DigestCursor {
+  #buf = new Uint8Array(ENTRIES_PER_READ * DIGEST_SIZE);
+  #first = 0; // block index of #buf[0]
+  #count = 0; // entries in #buf
+  #eof = false;
+
+  /** `onBytes` sees every byte read (e.g. to hash the file); `what` names the stream in errors. */
+  constructor(
+    private readonly src: ByteSource,
+    readonly what: string,
+    private readonly onBytes: (b: Uint8Array) => void = () => {},
+  ) {}
+
+  /** The digest of block `index` (a view valid until the next call), or null past the end. */
+  async get(index: number): Promise<Uint8Array | null> {
+    if (index < this.#first) throw new Error(`DigestCursor: index ${index} went backwards`);
+    while (index >= this.#first + this.#count) {
+      if (this.#eof) return null;
+      await this.#fill();
+    }
+    const at = (index - this.#first) * DIGEST_SIZE;
+    return this.#buf.subarray(at, at + DIGEST_SIZE);
+  }
+
+  /** Reads to the end of the stream and returns the total number of entries. */
+  async drain(): Promise<number> {
+    while (!this.#eof) await this.#fill();
+    return this.#first + this.#count;
+  }
+
+  async #fill(): Promise<void> {
+    this.#first += this.#count;
+    const n = await readFull(this.src, this.#buf, 0, this.#buf.length);
+    this.onBytes(this.#buf.subarray(0, n));
+    if (n % DIGEST_SIZE !== 0) {
+      throw new IntegrityError(`${this.what}: truncated (partial digest entry at the end)`);
+    }
+    this.#count = n / DIGEST_SIZE;
+    if (n < this.#buf.length) this.#eof = true;
+  }
+
+  close(): Promise<void> {
+    return this.src.close();
+  }
+}
+
+/** Compares two 16-byte digests. */
+export function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < DIGEST_SIZE; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

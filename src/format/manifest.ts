@@ -1,0 +1,91 @@
+/**
+ * `NAME.N.json`: what a generation is (ignored by the original tools). It carries a SHA-256 of its own
+ * content (`checksum`), so a flipped bit in the manifest itself is detected too.
+ */
+import { createHash } from "node:crypto";
+import { IntegrityError } from "../errors.ts";
+
+export const MANIFEST_FORMAT = "blockdiff-manifest/1";
+
+export interface MysqlCoordinates {
+  binlogFile: string | null;
+  binlogPosition: number | null;
+  gtid: string | null;
+  lockHeldMs: number;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  toolVersion: string;
+  name: string;
+  generation: number;
+  source: string;
+  sourceSize: number;
+  blocksize: number;
+  blocks: number;
+  compression: string;
+  compressionLevel: number;
+  diffFile: string;
+  digestFile: string;
+  startedAt: string;
+  finishedAt: string;
+  blocksRead: number;
+  blocksChanged: number;
+  bytesWritten: number;
+  diffSha256: string;
+  digestSha256: string;
+  mysql: MysqlCoordinates | null;
+  checksum?: string;
+}
+
+function checksumOf(m: Manifest): string {
+  const { checksum: _ignored, ...rest } = m;
+  return createHash("sha256").update(JSON.stringify(rest)).digest("hex");
+}
+
+export function encodeManifest(m: Manifest): string {
+  const withSum = { ...m, checksum: undefined };
+  delete withSum.checksum;
+  return JSON.stringify({ ...withSum, checksum: checksumOf(withSum) }, null, 2) + "\n";
+}
+
+const NUMBER_FIELDS = [
+  "generation",
+  "sourceSize",
+  "blocksize",
+  "blocks",
+  "blocksRead",
+  "blocksChanged",
+  "bytesWritten",
+] as const;
+const STRING_FIELDS = [
+  "name",
+  "source",
+  "compression",
+  "diffFile",
+  "digestFile",
+  "diffSha256",
+  "digestSha256",
+] as const;
+
+export function decodeManifest(text: string, what: string): Manifest {
+  let m: Manifest;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    throw new IntegrityError(`${what}: not valid JSON (corrupt manifest)`);
+  }
+  if (m === null || typeof m !== "object" || m.format !== MANIFEST_FORMAT) {
+    throw new IntegrityError(`${what}: not a blockdiff manifest`);
+  }
+  for (const f of NUMBER_FIELDS) {
+    if (!Number.isSafeInteger(m[f]) || m[f] < 0) {
+      throw new IntegrityError(`${what}: field ${f} is missing or invalid`);
+    }
+  }
+  for (const f of STRING_FIELDS) {
+    if (typeof m[f] !== "string") throw new IntegrityError(`${what}: field ${f} is missing or invalid`);
+  }
+  if (m.checksum !== checksumOf(m)) throw new IntegrityError(`${what}: checksum mismatch (manifest corrupt)`);
+  return m;
+}

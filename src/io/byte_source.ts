@@ -1,0 +1,69 @@
+/** Pull-based byte sources: a file descriptor or a Node readable stream. */
+import * as fs from "node:fs";
+
+export interface ByteSource {
+  /** Reads up to `len` bytes into `buf` at `off`; resolves 0 at end of stream. */
+  read(buf: Uint8Array, off: number, len: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Reads until `len` bytes or end of stream; returns the count read. */
+export async function readFull(src: ByteSource, buf: Uint8Array, off: number, len: number): Promise<number> {
+  let got = 0;
+  while (got < len) {
+    const n = await src.read(buf, off + got, len - got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+/** Sequential reads from a descriptor (file, block device, pipe). */
+export class FdSource implements ByteSource {
+  #closed = false;
+  constructor(readonly fd: number, private readonly ownsFd = true) {}
+
+  read(buf: Uint8Array, off: number, len: number): Promise<number> {
+    return new Promise((resolve, reject) =>
+      fs.read(this.fd, buf, off, len, null, (err, n) => err ? reject(err) : resolve(n))
+    );
+  }
+
+  close(): Promise<void> {
+    if (this.#closed || !this.ownsFd) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve, reject) => fs.close(this.fd, (err) => err ? reject(err) : resolve()));
+  }
+}
+
+/** Reads from an async iterable of chunks, e.g. a decompressor's output. */
+export class StreamSource implements ByteSource {
+  #it: AsyncIterator<Uint8Array>;
+  #chunk: Uint8Array = new Uint8Array(0);
+  #pos = 0;
+
+  constructor(
+    stream: AsyncIterable<Uint8Array>,
+    private readonly onClose: () => void | Promise<void> = () => {},
+  ) {
+    this.#it = stream[Symbol.asyncIterator]();
+  }
+
+  async read(buf: Uint8Array, off: number, len: number): Promise<number> {
+    while (this.#pos >= this.#chunk.length) {
+      const r = await this.#it.next();
+      if (r.done) return 0;
+      this.#chunk = r.value;
+      this.#pos = 0;
+    }
+    const n = Math.min(len, this.#chunk.length - this.#pos);
+    buf.set(this.#chunk.subarray(this.#pos, this.#pos + n), off);
+    this.#pos += n;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await this.#it.return?.();
+    await this.onClose();
+  }
+}

@@ -1,0 +1,39 @@
+/** Progress of long work on a terminal: bytes, MB/s, ETA, redrawn on one stderr line. Silent otherwise. */
+import process from "node:process";
+import { formatBytes, formatDuration, formatRate } from "./format.ts";
+
+export class Progress {
+  #start = Date.now();
+  #lastDraw = 0;
+  #drawn = false;
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number | null,
+    private readonly enabled = process.stderr.isTTY === true,
+  ) {}
+
+  update(done: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.#lastDraw < 250) return;
+    this.#lastDraw = now;
+    const elapsed = now - this.#start;
+    let line = `${this.label}: ${formatBytes(done)}`;
+    if (this.total) {
+      const pct = Math.min(100, (done / this.total) * 100);
+      const rate = done / Math.max(elapsed, 1);
+      const eta = rate > 0 ? (this.total - done) / rate : 0;
+      line += ` / ${formatBytes(this.total)} (${pct.toFixed(1)}%)  ETA ${formatDuration(eta)}`;
+    }
+    line += `  ${formatRate(done, elapsed)}`;
+    process.stderr.write(`\r\x1b[K${line}`);
+    this.#drawn = true;
+  }
+
+  /** Clears the progress line. */
+  end(): void {
+    if (this.#drawn) process.stderr.write("\r\x1b[K");
+    this.#drawn = false;
+  }
+}

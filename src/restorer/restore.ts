@@ -1,0 +1,167 @@
+/**
+ * Restore generation K in one pass: every block from the newest generation that holds it, verified against
+ * generation K's digest before it is written. A regular-file target is written under a temporary name and
+ * renamed only when the whole image checked out; a block device is written in place.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import { onCleanup } from "../cleanup.ts";
+import type { BlockHasher } from "../engine/hasher.ts";
+import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
+import { DIGEST_SIZE } from "../format/digest.ts";
+import { sameDigest } from "../format/digest_cursor.ts";
+import type { DiffReader } from "../format/diff.ts";
+import { writeAll } from "../io/sink.ts";
+import { Progress } from "../log/progress.ts";
+import { sizeOf } from "../source/local.ts";
+import type { Chain } from "../store/chain.ts";
+import { PendingFiles } from "../store/commit.ts";
+import { ChainMerger } from "./merge.ts";
+
+export interface RestoreOptions {
+  chain: Chain;
+  generation?: number;
+  target: string;
+  hasher: BlockHasher;
+}
+
+export interface RestoreSummary {
+  generation: number;
+  size: number;
+  blocks: number;
+  inPlace: boolean;
+  elapsedMs: number;
+}
+
+const CHUNK_BYTES = 4 << 20;
+
+export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
+  const { chain } = o;
+  const started = Date.now();
+  const gen = chain.resolveGeneration(o.generation);
+  const manifest = chain.readManifest(gen);
+  const digestSha = createHash("sha256");
+  const digest = await chain.openDigest(gen, (b) => digestSha.update(b));
+  const bs = digest.blocksize;
+  if (manifest && (manifest.blocksize !== bs || manifest.blocks !== digest.blocks)) {
+    throw new IntegrityError(
+      `${chain.manifestPath(gen)}: says ${manifest.blocks} blocks of ${manifest.blocksize} bytes, ` +
+        `the digest file has ${digest.blocks} of ${bs}`,
+    );
+  }
+  const readers: DiffReader[] = [];
+  const pending = new PendingFiles();
+  const unregister = onCleanup(() => pending.discard());
+  try {
+    for (let g = 1; g <= gen; g++) {
+      const r = await chain.openDiff(g);
+      readers.push(r);
+      if (r.blocksize !== bs) {
+        throw new IntegrityError(`${r.what}: block size ${r.blocksize} differs from the chain's ${bs}`);
+      }
+    }
+    const out = openTarget(o.target, manifest?.sourceSize ?? null, pending);
+    const merger = await ChainMerger.open(readers);
+    const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bs));
+    const buf = new Uint8Array(perChunk * bs);
+    const digests = new Uint8Array(perChunk * DIGEST_SIZE);
+    const progress = new Progress(`restore ${chain.name}.${gen}`, manifest?.sourceSize ?? null);
+    let size = 0;
+    try {
+      for (let first = 0; first < digest.blocks; first += perChunk) {
+        const count = Math.min(perChunk, digest.blocks - first);
+        let len = 0;
+        for (let j = 0; j < count; j++) {
+          const n = await merger.block(first + j, buf.subarray(j * bs));
+          if (n < bs && first + j !== digest.blocks - 1) {
+            throw new IntegrityError(`block ${first + j} is short (${n} bytes) but is not the last block`);
+          }
+          len += n;
+        }
+        await o.hasher.hashBlocks(buf, len, bs, digests);
+        for (let j = 0; j < count; j++) {
+          const want = await digest.cursor.get(first + j);
+          if (want === null || !sameDigest(want, digests.subarray(j * DIGEST_SIZE, (j + 1) * DIGEST_SIZE))) {
+            throw new IntegrityError(
+              `block ${
+                first + j
+              } does not match generation ${gen}'s digest: the chain is corrupt; nothing was ` +
+                `${out.inPlace ? "written past this block" : "produced"}`,
+            );
+          }
+        }
+        try {
+          await writeAll(out.fd, buf.subarray(0, len));
+        } catch (err) {
+          throw describeIoError(`writing ${o.target}`, err);
+        }
+        size += len;
+        progress.update(size);
+      }
+    } finally {
+      progress.end();
+    }
+    merger.checkNewestEnds(digest.blocks);
+    await digest.cursor.drain();
+    if (manifest) {
+      if (manifest.sourceSize !== size) {
+        throw new IntegrityError(
+          `restored ${size} bytes but ${chain.manifestPath(gen)} records ${manifest.sourceSize}`,
+        );
+      }
+      if (manifest.digestSha256 !== digestSha.digest("hex")) {
+        throw new IntegrityError(`${chain.digestPath(gen)}: SHA-256 differs from its manifest`);
+      }
+    }
+    try {
+      fs.fsyncSync(out.fd);
+    } catch (err) {
+      throw describeIoError(`syncing ${o.target}`, err);
+    }
+    if (out.inPlace) fs.closeSync(out.fd);
+    else pending.publish();
+    return {
+      generation: gen,
+      size,
+      blocks: digest.blocks,
+      inPlace: out.inPlace,
+      elapsedMs: Date.now() - started,
+    };
+  } catch (err) {
+    pending.discard();
+    throw err;
+  } finally {
+    unregister();
+    for (const r of readers) await r.close().catch(() => {});
+    await digest.cursor.close();
+  }
+}
+
+/** A block/character device is written in place; anything else gets a temporary file renamed at the end. */
+function openTarget(
+  target: string,
+  size: number | null,
+  pending: PendingFiles,
+): { fd: number; inPlace: boolean } {
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw describeIoError(`restore target ${target}`, err);
+    }
+  }
+  if (st?.isDirectory()) throw new BlockdiffError(`restore target ${target} is a directory`);
+  if (st && (st.isBlockDevice() || st.isCharacterDevice())) {
+    const devSize = sizeOf(st);
+    if (size !== null && devSize !== null && devSize < size) {
+      throw new BlockdiffError(`restore target ${target} holds ${devSize} bytes, the image needs ${size}`);
+    }
+    try {
+      return { fd: fs.openSync(target, "r+"), inPlace: true };
+    } catch (err) {
+      throw describeIoError(`opening restore target ${target}`, err);
+    }
+  }
+  return { fd: pending.create(target), inPlace: false };
+}

@@ -1,0 +1,173 @@
+/**
+ * A backup chain on the backup host: `NAME.ver`, and per generation N `NAME.N[.gz|.lzop|.zst]`,
+ * `NAME.N.md5`, `NAME.N.json`. Reading side only; writing goes through `commit.ts`.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type Compression, COMPRESSIONS, EXTENSION, openDecompressed } from "../compress/codec.ts";
+import { BlockdiffError, describeIoError, IntegrityError, UsageError } from "../errors.ts";
+import { DiffReader } from "../format/diff.ts";
+import { decodeBlocksize, digestBlockCount, HEADER_SIZE } from "../format/digest.ts";
+import { DigestCursor } from "../format/digest_cursor.ts";
+import { decodeManifest, type Manifest } from "../format/manifest.ts";
+import { decodeVersion } from "../format/ver.ts";
+import { type ByteSource, FdSource, readFull } from "../io/byte_source.ts";
+
+export interface DiffFile {
+  path: string;
+  compression: Compression;
+}
+
+export interface OpenDigest {
+  blocksize: number;
+  blocks: number;
+  cursor: DigestCursor;
+}
+
+export class Chain {
+  readonly dir: string;
+  readonly name: string;
+
+  /** `spec` is NAME or DIR/NAME. */
+  constructor(spec: string) {
+    if (spec === "" || spec.endsWith("/")) throw new UsageError(`invalid chain name '${spec}'`);
+    this.dir = path.dirname(spec);
+    this.name = path.basename(spec);
+  }
+
+  path(suffix: string): string {
+    return path.join(this.dir, this.name + suffix);
+  }
+  get verPath(): string {
+    return this.path(".ver");
+  }
+  digestPath(gen: number): string {
+    return this.path(`.${gen}.md5`);
+  }
+  manifestPath(gen: number): string {
+    return this.path(`.${gen}.json`);
+  }
+  diffPath(gen: number, c: Compression): string {
+    return this.path(`.${gen}${EXTENSION[c]}`);
+  }
+
+  /** Every file name generation `gen` may have. */
+  generationPaths(gen: number): string[] {
+    return [...COMPRESSIONS.map((c) => this.diffPath(gen, c)), this.digestPath(gen), this.manifestPath(gen)];
+  }
+
+  /** The last complete generation; 0 when the chain has none yet. */
+  readVersion(): number {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.verPath, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      throw describeIoError(`reading ${this.verPath}`, err);
+    }
+    return decodeVersion(text, this.verPath);
+  }
+
+  /** The last complete generation; an error when the chain does not exist. */
+  requireVersion(): number {
+    const ver = this.readVersion();
+    if (ver === 0) {
+      throw new BlockdiffError(`no backup chain ${this.path("")} (${this.verPath} does not exist)`);
+    }
+    return ver;
+  }
+
+  /** Resolves `--generation K` (default: the last one). */
+  resolveGeneration(requested: number | undefined): number {
+    const ver = this.requireVersion();
+    if (requested === undefined) return ver;
+    if (!Number.isSafeInteger(requested) || requested < 1 || requested > ver) {
+      throw new UsageError(`generation ${requested} does not exist in ${this.name} (1..${ver})`);
+    }
+    return requested;
+  }
+
+  findDiff(gen: number): DiffFile {
+    const found = COMPRESSIONS.filter((c) => fs.existsSync(this.diffPath(gen, c)));
+    if (found.length === 0) {
+      throw new IntegrityError(
+        `generation ${gen}: diff file ${this.diffPath(gen, "none")}[.gz|.lzop|.zst] is missing`,
+      );
+    }
+    if (found.length > 1) {
+      throw new IntegrityError(
+        `generation ${gen}: more than one diff file (${found.map((c) => this.diffPath(gen, c)).join(", ")})`,
+      );
+    }
+    return { path: this.diffPath(gen, found[0]), compression: found[0] };
+  }
+
+  /** Opens generation `gen`'s diff, decompressed and parsed; `onRaw` sees the file's bytes. */
+  async openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
+    const f = this.findDiff(gen);
+    const raw = openDecompressed(f.path, f.compression, onRaw);
+    const src: ByteSource = {
+      read: (buf, off, len) =>
+        raw.read(buf, off, len).catch((err) => Promise.reject(wrapReadError(f.path, err))),
+      close: () => raw.close(),
+    };
+    try {
+      return await DiffReader.open(src, f.path);
+    } catch (err) {
+      await src.close();
+      throw wrapReadError(f.path, err);
+    }
+  }
+
+  /** Opens generation `gen`'s digest file, checks its length, and returns a cursor after the header. */
+  openDigest(gen: number, onRaw?: (b: Uint8Array) => void): Promise<OpenDigest> {
+    return openDigestFile(this.digestPath(gen), onRaw);
+  }
+
+  /** The manifest of `gen`, or null when the generation has none (written by the original tools). */
+  readManifest(gen: number): Manifest | null {
+    const p = this.manifestPath(gen);
+    let text: string;
+    try {
+      text = fs.readFileSync(p, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw describeIoError(`reading ${p}`, err);
+    }
+    return decodeManifest(text, p);
+  }
+}
+
+export async function openDigestFile(p: string, onRaw?: (b: Uint8Array) => void): Promise<OpenDigest> {
+  let fd: number;
+  try {
+    fd = fs.openSync(p, "r");
+  } catch (err) {
+    throw describeIoError(`opening digest ${p}`, err);
+  }
+  const src = new FdSource(fd);
+  try {
+    const blocks = digestBlockCount(fs.fstatSync(fd).size, p);
+    const head = new Uint8Array(HEADER_SIZE);
+    await readFull(src, head, 0, HEADER_SIZE);
+    onRaw?.(head);
+    const blocksize = decodeBlocksize(head, p);
+    return { blocksize, blocks, cursor: new DigestCursor(src, p, onRaw) };
+  } catch (err) {
+    await src.close();
+    throw err;
+  }
+}
+
+/** Decompressor failures ("incorrect header check", "unexpected end of file") mean a corrupt file. */
+export function wrapReadError(what: string, err: unknown): Error {
+  if (err instanceof BlockdiffError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (
+    e?.code?.startsWith("Z_") || e?.code === "ERR_ZSTD" ||
+    /zstd|unexpected end of file/i.test(e?.message ?? "")
+  ) {
+    return new IntegrityError(`${what}: corrupt compressed data (${e.message})`);
+  }
+  return describeIoError(`reading ${what}`, err);
+}
