@@ -29,22 +29,26 @@ export function selfCommand(): string[] {
 
 /**
  * Opens a file descriptor inherited from the parent (`5< old.md5`, `6> new.md5`).
- * Deno's node:fs only knows descriptors it opened itself, so there we reopen it through /dev/fd.
- * Returns a descriptor of our own, or null when `fd` is not open.
+ * When the parent did not pass it, the runtime may hold that number for itself (Deno: an epoll instance
+ * or a socket; Bun: a duplicate of stdout), so only a file, device or pipe that is not one of our stdio
+ * streams counts as inherited. Deno's node:fs only knows descriptors it opened itself, so there the
+ * descriptor is reopened through /dev/fd. Returns a descriptor to use, or null when `fd` was not passed.
  */
 export function openInheritedFd(fd: number, mode: "r" | "w"): number | null {
-  if (!isDeno) {
-    try {
-      fs.fstatSync(fd);
-      return fd;
-    } catch {
-      return null;
-    }
-  }
+  const link = `/proc/self/fd/${fd}`;
+  let target: string, st: fs.Stats;
   try {
-    return fs.openSync(`/dev/fd/${fd}`, mode === "r" ? "r" : "a");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
+    target = fs.readlinkSync(link);
+    st = fs.statSync(link);
+  } catch {
+    return null;
   }
+  if (!target.startsWith("/") && !target.startsWith("pipe:")) return null;
+  for (const std of [0, 1, 2]) {
+    try {
+      const s = fs.statSync(`/proc/self/fd/${std}`);
+      if (s.dev === st.dev && s.ino === st.ino) return null;
+    } catch { /* not open */ }
+  }
+  return isDeno ? fs.openSync(`/dev/fd/${fd}`, mode === "r" ? "r" : "a") : fd;
 }

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import process from "node:process";
 import { type Compression, decompressStream } from "../compress/codec.ts";
+import { withReadErrors } from "../compress/read_errors.ts";
 import { describeIoError, UsageError } from "../errors.ts";
 import { DiffReader } from "../format/diff.ts";
 import { expectPositionals } from "./args.ts";
@@ -32,7 +33,7 @@ example:
     if (kinds.length > 1) throw new UsageError(`merge: choose one of --gzip, --lzop, --zstd`);
     const compression: Compression = kinds[0] ?? "none";
     const stdin = fs.createReadStream("", { fd: 0, highWaterMark: 1 << 20, autoClose: false });
-    const src = decompressStream(stdin, compression);
+    const src = withReadErrors(decompressStream(stdin, compression), "diff on stdin");
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);

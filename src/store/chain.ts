@@ -11,7 +11,8 @@ import { decodeBlocksize, digestBlockCount, HEADER_SIZE } from "../format/digest
 import { DigestCursor } from "../format/digest_cursor.ts";
 import { decodeManifest, type Manifest } from "../format/manifest.ts";
 import { decodeVersion } from "../format/ver.ts";
-import { type ByteSource, FdSource, readFull } from "../io/byte_source.ts";
+import { FdSource, readFull } from "../io/byte_source.ts";
+import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
 
 export interface DiffFile {
   path: string;
@@ -105,12 +106,7 @@ export class Chain {
   /** Opens generation `gen`'s diff, decompressed and parsed; `onRaw` sees the file's bytes. */
   async openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
     const f = this.findDiff(gen);
-    const raw = openDecompressed(f.path, f.compression, onRaw);
-    const src: ByteSource = {
-      read: (buf, off, len) =>
-        raw.read(buf, off, len).catch((err) => Promise.reject(wrapReadError(f.path, err))),
-      close: () => raw.close(),
-    };
+    const src = withReadErrors(openDecompressed(f.path, f.compression, onRaw), f.path);
     try {
       return await DiffReader.open(src, f.path);
     } catch (err) {
@@ -157,17 +153,4 @@ export async function openDigestFile(p: string, onRaw?: (b: Uint8Array) => void)
     await src.close();
     throw err;
   }
-}
-
-/** Decompressor failures ("incorrect header check", "unexpected end of file") mean a corrupt file. */
-export function wrapReadError(what: string, err: unknown): Error {
-  if (err instanceof BlockdiffError) return err;
-  const e = err as NodeJS.ErrnoException;
-  if (
-    e?.code?.startsWith("Z_") || e?.code === "ERR_ZSTD" ||
-    /zstd|unexpected end of file/i.test(e?.message ?? "")
-  ) {
-    return new IntegrityError(`${what}: corrupt compressed data (${e.message})`);
-  }
-  return describeIoError(`reading ${what}`, err);
 }

@@ -1,0 +1,39 @@
+/**
+ * Builds the single binary dist/blockdiff with `bun build --compile` (works offline).
+ * Worker entry points must be listed here as extra entries (see SPEC "Toolchain").
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const BINARY = path.join(root, "dist", "blockdiff");
+const WORKER_ENTRIES: string[] = [];
+
+function findBun(): string {
+  for (const p of ["node_modules/.bin/bun", "node_modules/bun/bin/bun.exe", "node_modules/bun/bin/bun"]) {
+    const full = path.join(root, p);
+    if (fs.existsSync(full)) return full;
+  }
+  throw new Error("bun not found in node_modules: run `npm ci` first");
+}
+
+export function build(): void {
+  fs.mkdirSync(path.dirname(BINARY), { recursive: true });
+  const args = ["build", "--compile", "main.ts", ...WORKER_ENTRIES, "--outfile", BINARY];
+  const r = spawnSync(findBun(), args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  if (r.status !== 0) throw new Error(`bun build failed (${r.status ?? r.signal})`);
+}
+
+if (import.meta.main) {
+  const t = Date.now();
+  build();
+  console.log(
+    `built ${path.relative(root, BINARY)} (${(fs.statSync(BINARY).size / 1e6).toFixed(0)} MB) in ${
+      Date.now() - t
+    } ms`,
+  );
+  process.exit(0);
+}

@@ -1,0 +1,155 @@
+/** `blockdiff dump` / `merge`: the original's interface, byte for byte. */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+import { execFileSync } from "node:child_process";
+import { after, describe, it } from "node:test";
+import {
+  changeBlocks,
+  expectFailure,
+  pseudoRandom,
+  referenceDump,
+  run,
+  targets,
+  tempDir,
+} from "./helpers.ts";
+
+for (const t of targets()) {
+  describe(`dump and merge (${t.name})`, () => {
+    const dir = tempDir();
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, "src.img");
+    const BS = 4096;
+
+    /** Runs dump with fds 5/6 like the original scripts. */
+    async function dump(args: string[], oldDigest: string | null, newDigest: string, env = {}) {
+      const fds: Record<number, number> = { 6: fs.openSync(newDigest, "w") };
+      if (oldDigest) fds[5] = fs.openSync(oldDigest, "r");
+      try {
+        return await run(t, ["dump", ...args], { cwd: dir, fds, env });
+      } finally {
+        for (const fd of Object.values(fds)) fs.closeSync(fd);
+      }
+    }
+
+    it("full and incremental dumps equal the original format byte for byte (FILE argument and stdin)", async () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 10 + 123, 1));
+      const v1 = fs.readFileSync(file);
+      const r1 = await dump(["--block-size", String(BS), "src.img"], null, path.join(dir, "d.1.md5"));
+      assert.equal(r1.code, 0, r1.stderr);
+      const ref1 = referenceDump(v1, BS, null);
+      assert.ok(r1.stdout.equals(ref1.diff), "full diff differs from the reference");
+      assert.ok(fs.readFileSync(path.join(dir, "d.1.md5")).equals(ref1.digest));
+
+      changeBlocks(file, BS, 3, 2, 2);
+      fs.appendFileSync(file, pseudoRandom(5000, 3)); // grows: new blocks and a longer last block
+      const v2 = fs.readFileSync(file);
+      const r2 = await run(t, ["dump"], {
+        cwd: dir,
+        input: v2,
+        fds: {
+          5: fs.openSync(path.join(dir, "d.1.md5"), "r"),
+          6: fs.openSync(path.join(dir, "d.2.md5"), "w"),
+        },
+      });
+      assert.equal(r2.code, 0, r2.stderr);
+      const ref2 = referenceDump(v2, BS, ref1.digest);
+      assert.ok(r2.stdout.equals(ref2.diff), "incremental diff differs from the reference");
+      assert.ok(fs.readFileSync(path.join(dir, "d.2.md5")).equals(ref2.digest));
+    });
+
+    it("takes BLOCKSIZE from the environment and --old-digest/--new-digest as flags", async () => {
+      fs.writeFileSync(file, pseudoRandom(10000, 4));
+      const r = await run(t, ["dump", "--new-digest", "e.md5", "src.img"], {
+        cwd: dir,
+        env: { BLOCKSIZE: "1024" },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const ref = referenceDump(fs.readFileSync(file), 1024, null);
+      assert.ok(r.stdout.equals(ref.diff));
+      const r2 = await run(t, ["dump", "--old-digest", "e.md5", "--new-digest", "f.md5", "src.img"], {
+        cwd: dir,
+      });
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(r2.stdout.length, 4, "nothing changed: only the header");
+      assert.ok(fs.readFileSync(path.join(dir, "f.md5")).equals(ref.digest));
+    });
+
+    it("compresses with -z (gzip), --zstd and --lzop; merge applies them", async () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 7 + 1, 5));
+      const ref = referenceDump(fs.readFileSync(file), BS, null);
+      const decoders: Record<string, (b: Buffer) => Buffer> = {
+        "-z": zlib.gunzipSync,
+        "--zstd": (b) => (zlib as unknown as { zstdDecompressSync(b: Buffer): Buffer }).zstdDecompressSync(b),
+        "--lzop": (b) => execFileSync("lzop", ["-dc"], { input: b }),
+      };
+      for (const [flag, decode] of Object.entries(decoders)) {
+        const r = await dump([flag, "--block-size", String(BS), "src.img"], null, path.join(dir, "z.md5"));
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(decode(r.stdout).equals(ref.diff), `${flag} output does not decompress to the diff`);
+        const out = path.join(dir, `merged${flag}.img`);
+        const m = await run(t, ["merge", flag, out], { cwd: dir, input: r.stdout });
+        assert.equal(m.code, 0, m.stderr);
+        assert.ok(fs.readFileSync(out).equals(fs.readFileSync(file)), `merge ${flag} differs`);
+      }
+    });
+
+    it("merge applies generations in order onto an existing file", async () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 6, 6));
+      const g1 = await dump(["--block-size", String(BS), "src.img"], null, path.join(dir, "m.1.md5"));
+      changeBlocks(file, BS, 1, 1, 7);
+      changeBlocks(file, BS, 5, 1, 8);
+      const g2 = await dump(["src.img"], path.join(dir, "m.1.md5"), path.join(dir, "m.2.md5"));
+      const out = path.join(dir, "m.img");
+      for (const g of [g1, g2]) {
+        assert.equal((await run(t, ["merge", out], { cwd: dir, input: g.stdout })).code, 0);
+      }
+      assert.ok(fs.readFileSync(out).equals(fs.readFileSync(file)));
+    });
+
+    it("fails clearly: conflicting --block-size, no fd 6, truncated or unreadable input", async () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 2, 9));
+      await dump(["--block-size", String(BS), "src.img"], null, path.join(dir, "c.md5"));
+      expectFailure(
+        await dump(["--block-size", "8192", "src.img"], path.join(dir, "c.md5"), path.join(dir, "c2.md5")),
+        2,
+        /conflicts with the old digest's block size 4096/,
+      );
+      expectFailure(await run(t, ["dump", "src.img"], { cwd: dir }), 2, /fd 6/);
+      expectFailure(
+        await run(t, ["dump", "--new-digest", "x.md5", "missing.img"], { cwd: dir }),
+        1,
+        /missing\.img: no such file/,
+      );
+      fs.writeFileSync(path.join(dir, "bad.md5"), Buffer.from([0, 0]));
+      expectFailure(
+        await dump(["src.img"], path.join(dir, "bad.md5"), path.join(dir, "c3.md5")),
+        3,
+        /too short/,
+      );
+      const full = await dump(["src.img"], null, path.join(dir, "c4.md5"));
+      expectFailure(
+        await run(t, ["merge", "m2.img"], { cwd: dir, input: full.stdout.subarray(0, 4 + 5) }),
+        3,
+        /truncated record header/,
+      );
+      expectFailure(
+        await run(t, ["merge", "-z", "m3.img"], { cwd: dir, input: full.stdout }),
+        3,
+        /corrupt compressed/,
+      );
+    });
+
+    it("writing to a full device fails with exit 1", async () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 64, 10));
+      const out = fs.openSync("/dev/full", "w");
+      try {
+        const r = await run(t, ["dump", "--new-digest", "full.md5", "src.img"], { cwd: dir, stdoutFd: out });
+        expectFailure(r, 1, /no space left on device/);
+      } finally {
+        fs.closeSync(out);
+      }
+    });
+  });
+}
