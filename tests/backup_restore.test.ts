@@ -1,0 +1,122 @@
+/** backup / restore / verify / list on local files: every generation restores to the source at that time. */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+import { changeBlocks, listDir, pseudoRandom, referenceDump, run, type Target, targets, tempDir } from "./helpers.ts";
+
+const BS = 4096;
+
+async function ok(t: Target, args: string[], cwd: string) {
+  const r = await run(t, args, { cwd });
+  assert.equal(r.code, 0, `blockdiff ${args.join(" ")} failed: ${r.stderr}`);
+  return r;
+}
+
+for (const t of targets()) {
+  describe(`backup chain (${t.name})`, () => {
+    const dir = tempDir();
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const src = path.join(dir, "src.img");
+
+    for (const compression of ["none", "gzip", "zstd", "lzop"]) {
+      it(`full + incrementals with --compress ${compression}; restore of every generation is exact`, async () => {
+        const name = `c-${compression}`;
+        const versions: Buffer[] = [];
+        // sizes not a multiple of the block size; grows, shrinks, grows again, unchanged
+        const steps: (() => void)[] = [
+          () => fs.writeFileSync(src, pseudoRandom(BS * 20 + 100, 1)),
+          () => changeBlocks(src, BS, 2, 3, 2),
+          () => fs.appendFileSync(src, pseudoRandom(BS * 5 + 7, 3)),
+          () => fs.truncateSync(src, BS * 9 + 1),
+          () => fs.truncateSync(src, BS * 9),
+          () => {},
+          () => fs.appendFileSync(src, pseudoRandom(BS * 3 + 17, 4)),
+        ];
+        for (const [i, step] of steps.entries()) {
+          step();
+          versions.push(fs.readFileSync(src));
+          const r = await ok(t, ["backup", name, "src.img", "--compress", compression, "--block-size", `${BS}`], dir);
+          assert.match(r.stderr, new RegExp(`${name}\\.${i + 1} (full|incremental):`));
+        }
+        assert.equal(fs.readFileSync(path.join(dir, `${name}.ver`), "utf8"), `${steps.length}\n`);
+        for (let g = 1; g <= steps.length; g++) {
+          const out = `restore-${name}-${g}.img`;
+          await ok(t, ["restore", name, out, "--generation", String(g)], dir);
+          assert.ok(fs.readFileSync(path.join(dir, out)).equals(versions[g - 1]), `generation ${g} differs`);
+        }
+        const v = await ok(t, ["verify", name], dir);
+        assert.equal(v.stdout.toString().match(/: OK /g)?.length, steps.length, v.stdout.toString());
+        // the unchanged step wrote a diff with only the header
+        const m6 = JSON.parse(fs.readFileSync(path.join(dir, `${name}.6.json`), "utf8"));
+        assert.equal(m6.blocksChanged, 0);
+      });
+    }
+
+    it("writes the original's bytes, mode 0600 files, a manifest, and a JSON summary", async () => {
+      fs.writeFileSync(src, pseudoRandom(BS * 8 + 5, 7));
+      const r = await ok(t, ["backup", "fmt", "src.img", "--block-size", String(BS), "--json"], dir);
+      const ref = referenceDump(fs.readFileSync(src), BS, null);
+      assert.ok(fs.readFileSync(path.join(dir, "fmt.1")).equals(ref.diff));
+      assert.ok(fs.readFileSync(path.join(dir, "fmt.1.md5")).equals(ref.digest));
+      for (const f of ["fmt.1", "fmt.1.md5", "fmt.1.json", "fmt.ver"]) {
+        assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, f);
+      }
+      const summary = JSON.parse(r.stdout.toString());
+      assert.equal(summary.manifest.generation, 1);
+      assert.equal(summary.manifest.sourceSize, BS * 8 + 5);
+      assert.equal(summary.manifest.blocksChanged, 9);
+      assert.equal(summary.manifest.diffSha256.length, 64);
+      assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")), "temporary files left behind");
+    });
+
+    it("restores and verifies a chain written by the original tools (no manifests)", async () => {
+      const v1 = pseudoRandom(BS * 6 + 300, 11);
+      const g1 = referenceDump(v1, BS, null);
+      const v2 = Buffer.concat([v1.subarray(0, BS * 2), pseudoRandom(BS, 12), v1.subarray(BS * 3, BS * 4)]);
+      const g2 = referenceDump(v2, BS, g1.digest);
+      fs.writeFileSync(path.join(dir, "orig.1"), g1.diff);
+      fs.writeFileSync(path.join(dir, "orig.1.md5"), g1.digest);
+      fs.writeFileSync(path.join(dir, "orig.2"), g2.diff);
+      fs.writeFileSync(path.join(dir, "orig.2.md5"), g2.digest);
+      fs.writeFileSync(path.join(dir, "orig.ver"), "2\n");
+      await ok(t, ["restore", "orig", "orig1.img", "-g", "1"], dir);
+      await ok(t, ["restore", "orig", "orig2.img"], dir);
+      assert.ok(fs.readFileSync(path.join(dir, "orig1.img")).equals(v1));
+      assert.ok(fs.readFileSync(path.join(dir, "orig2.img")).equals(v2));
+      const v = await ok(t, ["verify", "orig"], dir);
+      assert.match(v.stdout.toString(), /generation 2: OK .*no manifest/);
+      // and the next backup continues the original chain
+      fs.writeFileSync(src, v2);
+      await ok(t, ["backup", "orig", "src.img"], dir);
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "orig.3.json"), "utf8")).blocksChanged, 0);
+    });
+
+    it("--monthly names the chain NAME-YYYYMM; list shows chains and generations", async () => {
+      fs.writeFileSync(src, pseudoRandom(BS * 3, 13));
+      await ok(t, ["backup", "mon", "src.img", "--monthly"], dir);
+      const d = new Date();
+      const month = `${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, "0")}`;
+      assert.ok(fs.existsSync(path.join(dir, `mon-${month}.ver`)));
+      const l = await ok(t, ["list", `mon-${month}`], dir);
+      assert.match(l.stdout.toString(), /^1 +\S+ \S+ +12\.0 KiB +1\/1 \(100\.0%\) +mon-\d{6}\.1 /m);
+      const all = await ok(t, ["list", "."], dir);
+      assert.match(all.stdout.toString(), new RegExp(`^mon-${month} +1 `, "m"));
+      const j = JSON.parse((await ok(t, ["list", `mon-${month}`, "--json"], dir)).stdout.toString());
+      assert.equal(j.generations[0].blocksChanged, 1); // default block size 16384
+    });
+
+    it("--log appends timestamped lines; --help works for every command", async () => {
+      fs.writeFileSync(src, pseudoRandom(BS * 2, 14));
+      await ok(t, ["backup", "logged", "src.img", "--log", "run.log"], dir);
+      const log = fs.readFileSync(path.join(dir, "run.log"), "utf8");
+      assert.match(log, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] backup logged generation 1 \(full\)/m);
+      assert.match(log, /generation 1 complete/);
+      for (const cmd of ["backup", "restore", "verify", "list", "dump", "merge"]) {
+        const h = await ok(t, [cmd, "--help"], dir);
+        assert.match(h.stdout.toString(), new RegExp(`^usage: blockdiff ${cmd}`));
+      }
+      assert.match((await ok(t, ["--help"], dir)).stdout.toString(), /exit codes/);
+    });
+  });
+}
