@@ -1,0 +1,207 @@
+/** Bad input and interrupted runs: one clear line, the right exit code, and nothing of the chain lost. */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import process from "node:process";
+import { after, before, describe, it } from "node:test";
+import {
+  changeBlocks,
+  expectFailure,
+  listDir,
+  pseudoRandom,
+  run,
+  sha256File,
+  start,
+  type Target,
+  targets,
+  tempDir,
+} from "./helpers.ts";
+
+const BS = 4096;
+
+/** Snapshot of a directory's files and contents, to prove a failed run changed nothing. */
+function snapshot(dir: string): Record<string, string> {
+  return Object.fromEntries(
+    listDir(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((f) => [f, sha256File(path.join(dir, f))]),
+  );
+}
+
+async function backup(t: Target, dir: string, name: string, extra: string[] = [], source = "src.img") {
+  return await run(t, ["backup", name, source, "--block-size", String(BS), ...extra], { cwd: dir });
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 20000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Sets up chain `name`: a full generation, then a gzip-compressed one that changed 3 of 17 blocks. */
+async function twoGenerations(t: Target, dir: string, name: string): Promise<void> {
+  fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 16 + 10, 1));
+  assert.equal((await backup(t, dir, name)).code, 0);
+  changeBlocks(path.join(dir, "src.img"), BS, 5, 3, 2);
+  assert.equal((await backup(t, dir, name, ["--compress", "gzip"])).code, 0);
+}
+
+for (const t of targets()) {
+  describe(`failures (${t.name})`, () => {
+    let dir = "";
+    before(() => dir = tempDir());
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("a conflicting --block-size is refused and changes nothing", async () => {
+      await twoGenerations(t, dir, "bs");
+      const snap = snapshot(dir);
+      expectFailure(
+        await run(t, ["backup", "bs", "src.img", "--block-size", "8192"], { cwd: dir }),
+        2,
+        /--block-size 8192 conflicts with chain bs, whose block size is 4096/,
+      );
+      assert.deepEqual(snapshot(dir), snap);
+    });
+
+    it("unreadable source, missing backup directory, bad options", async () => {
+      fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS, 3));
+      expectFailure(await backup(t, dir, "x", [], "nope.img"), 1, /cannot open source nope\.img: no such file/);
+      expectFailure(await backup(t, dir, "x", [], "."), 1, /it is a directory/);
+      expectFailure(await backup(t, dir, "missing/x"), 1, /backup directory missing: no such file/);
+      expectFailure(await backup(t, dir, "x", ["--compress", "rar"]), 2, /unknown compression 'rar'/);
+      expectFailure(await backup(t, dir, "x", ["--frobnicate"]), 2, /unknown option --frobnicate/);
+      expectFailure(await run(t, ["restore", "x"], { cwd: dir }), 2, /usage: blockdiff restore/);
+      expectFailure(await run(t, ["restore", "nochain", "o.img"], { cwd: dir }), 1, /no backup chain/);
+      assert.ok(!listDir(dir).some((f) => f.startsWith("x.")), "a failed first run left files");
+    });
+
+    it("a garbage .ver stops backup and restore without touching anything", async () => {
+      await twoGenerations(t, dir, "garb");
+      fs.writeFileSync(path.join(dir, "garb.ver"), "two\n");
+      const snap = snapshot(dir);
+      expectFailure(await backup(t, dir, "garb"), 3, /garb\.ver: expected a generation number/);
+      expectFailure(await run(t, ["restore", "garb", "g.img"], { cwd: dir }), 3, /expected a generation number/);
+      assert.deepEqual(snapshot(dir), snap);
+    });
+
+    it("a digest file of the wrong length is detected by backup, restore and verify", async () => {
+      await twoGenerations(t, dir, "dig");
+      fs.truncateSync(path.join(dir, "dig.2.md5"), fs.statSync(path.join(dir, "dig.2.md5")).size - 3);
+      const snap = snapshot(dir);
+      expectFailure(await backup(t, dir, "dig"), 3, /dig\.2\.md5: length \d+ is not 4 \+ 16\*N/);
+      expectFailure(await run(t, ["restore", "dig", "d.img"], { cwd: dir }), 3, /not 4 \+ 16\*N/);
+      const v = await run(t, ["verify", "dig"], { cwd: dir });
+      assert.equal(v.code, 3);
+      assert.match(v.stdout.toString(), /generation 1: OK[^]*generation 2: BAD .*not 4 \+ 16\*N/);
+      assert.deepEqual(snapshot(dir), snap);
+    });
+
+    it("a truncated or corrupt diff: verify reports it, restore produces no image", async () => {
+      await twoGenerations(t, dir, "cut");
+      fs.truncateSync(path.join(dir, "cut.1"), fs.statSync(path.join(dir, "cut.1")).size - 100);
+      expectFailure(await run(t, ["restore", "cut", "c.img"], { cwd: dir }), 3, /block \d+ does not match|short/);
+      assert.ok(!listDir(dir).some((f) => f.startsWith("c.img")), "restore left an image or temp file");
+      const v = await run(t, ["verify", "cut"], { cwd: dir });
+      assert.equal(v.code, 3);
+      assert.match(v.stdout.toString(), /generation 1: BAD/);
+
+      await twoGenerations(t, dir, "gz");
+      const p = path.join(dir, "gz.2.gz");
+      fs.truncateSync(p, fs.statSync(p).size - 10);
+      expectFailure(await run(t, ["restore", "gz", "g.img"], { cwd: dir }), 3, /gz\.2\.gz: corrupt compressed data/);
+      assert.ok(!fs.existsSync(path.join(dir, "g.img")));
+    });
+
+    for (const victim of ["diff", "digest", "manifest"] as const) {
+      it(`verify detects one flipped bit in a ${victim} file; restore refuses`, async () => {
+        const name = `flip-${victim}`;
+        await twoGenerations(t, dir, name);
+        const file = { diff: `${name}.1`, digest: `${name}.2.md5`, manifest: `${name}.2.json` }[victim];
+        const p = path.join(dir, file);
+        const bytes = fs.readFileSync(p);
+        const at = victim === "manifest" ? bytes.indexOf("startedAt") + 16 : Math.floor(bytes.length / 2);
+        bytes[at] ^= 0x04;
+        fs.writeFileSync(p, bytes);
+        const v = await run(t, ["verify", name], { cwd: dir });
+        assert.equal(v.code, 3, v.stdout.toString());
+        assert.match(v.stdout.toString(), /BAD/);
+        const r = await run(t, ["restore", name, `${name}.img`], { cwd: dir });
+        assert.equal(r.code, 3, r.stderr);
+        assert.ok(!listDir(dir).some((f) => f.startsWith(`${name}.img`)));
+      });
+    }
+
+    it("a full backup directory fails cleanly and the chain stays usable", async (ctx) => {
+      const mnt = tempDir("blockdiff-full-");
+      const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]);
+      if (m.status !== 0) return ctx.skip("cannot mount a tmpfs here (not root?)");
+      try {
+        fs.writeFileSync(path.join(mnt, "src.img"), pseudoRandom(BS * 10, 4));
+        assert.equal((await backup(t, mnt, "full")).code, 0);
+        const snap = snapshot(mnt);
+        fs.writeFileSync(path.join(dir, "big.img"), pseudoRandom(BS * 80, 5));
+        const r = await backup(t, mnt, "full", [], path.join(dir, "big.img"));
+        expectFailure(r, 1, /no space left on device/);
+        assert.deepEqual(snapshot(mnt), snap, "files changed or temporary files left");
+        fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 80, 5));
+        assert.equal((await backup(t, dir, "big")).code, 0);
+        const restore = await run(t, ["restore", "big", path.join(mnt, "r.img")], { cwd: dir });
+        expectFailure(restore, 1, /no space left on device/);
+        assert.deepEqual(snapshot(mnt), snap);
+        assert.equal((await run(t, ["verify", "full"], { cwd: mnt })).code, 0);
+      } finally {
+        spawnSync("umount", [mnt]);
+        fs.rmSync(mnt, { recursive: true, force: true });
+      }
+    });
+
+    for (const signal of ["SIGKILL", "SIGINT", "SIGTERM"] as const) {
+      it(`${signal} mid-dump leaves .ver and earlier generations intact; the next run succeeds`, async () => {
+        const name = `kill-${signal}`;
+        const v1 = pseudoRandom(BS * 2048, 6);
+        fs.writeFileSync(path.join(dir, "src.img"), v1);
+        assert.equal((await backup(t, dir, name)).code, 0);
+        const before = snapshot(dir);
+        const fifo = path.join(dir, `${name}.fifo`);
+        execFileSync("mkfifo", [fifo]);
+        const child = start(t, ["backup", name, fifo, "--block-size", String(BS)], { cwd: dir });
+        const w = fs.openSync(fifo, "w");
+        const v2 = pseudoRandom(BS * 2048, 7);
+        fs.writeSync(w, v2, 0, BS * 1280); // more than one 4 MiB read, less than all
+        const temp = () => listDir(dir).find((f) => f.startsWith(`${name}.2.tmp-`));
+        await waitFor(() => !!temp() && fs.statSync(path.join(dir, temp()!)).size > BS * 100, "the dump to start");
+        process.kill(child.child.pid!, signal); // (ChildProcess.kill makes Deno report the signal, not the exit code)
+        const r = await child.done;
+        fs.closeSync(w);
+        if (signal === "SIGKILL") assert.equal(r.signal, "SIGKILL");
+        else {
+          assert.equal(r.code, signal === "SIGINT" ? 130 : 143, r.stderr);
+          assert.match(r.stderr, /interrupted/);
+          assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")), "temporary files left after cleanup");
+        }
+        const after = snapshot(dir);
+        for (const [f, sum] of Object.entries(before)) assert.equal(after[f], sum, `${f} changed`);
+        assert.ok(!fs.existsSync(path.join(dir, `${name}.2`)) && !fs.existsSync(path.join(dir, `${name}.2.md5`)));
+        fs.writeFileSync(path.join(dir, "src.img"), v2);
+        const next = await backup(t, dir, name);
+        assert.equal(next.code, 0, next.stderr);
+        assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")), "leftover temporary files were not removed");
+        assert.equal((await run(t, ["verify", name], { cwd: dir })).code, 0);
+        assert.equal((await run(t, ["restore", name, `${name}.img`, "-g", "1"], { cwd: dir })).code, 0);
+        assert.ok(fs.readFileSync(path.join(dir, `${name}.img`)).equals(v1));
+        fs.rmSync(fifo);
+      });
+    }
+
+    it("--lock: a second run fails at once while the first holds it; a stale lock is taken over", async () => {
+      fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 4, 8));
+      fs.writeFileSync(path.join(dir, "run.lock"), `${process.pid}\n`);
+      expectFailure(await backup(t, dir, "locked", ["--lock", "run.lock"]), 4, /another run \(pid \d+\) holds the lock/);
+      assert.ok(!fs.existsSync(path.join(dir, "locked.ver")));
+      fs.writeFileSync(path.join(dir, "run.lock"), "999999999\n");
+      assert.equal((await backup(t, dir, "locked", ["--lock", "run.lock"])).code, 0);
+      assert.ok(!fs.existsSync(path.join(dir, "run.lock")), "lock not released");
+    });
+  });
+}
