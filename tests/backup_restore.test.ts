@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
-import { changeBlocks, listDir, pseudoRandom, referenceDump, run, type Target, targets, tempDir } from "./helpers.ts";
+import {
+  changeBlocks,
+  listDir,
+  pseudoRandom,
+  referenceDump,
+  run,
+  type Target,
+  targets,
+  tempDir,
+} from "./helpers.ts";
 
 const BS = 4096;
 
@@ -36,7 +45,15 @@ for (const t of targets()) {
         for (const [i, step] of steps.entries()) {
           step();
           versions.push(fs.readFileSync(src));
-          const r = await ok(t, ["backup", name, "src.img", "--compress", compression, "--block-size", `${BS}`], dir);
+          const r = await ok(t, [
+            "backup",
+            name,
+            "src.img",
+            "--compress",
+            compression,
+            "--block-size",
+            `${BS}`,
+          ], dir);
           assert.match(r.stderr, new RegExp(`${name}\\.${i + 1} (full|incremental):`));
         }
         assert.equal(fs.readFileSync(path.join(dir, `${name}.ver`), "utf8"), `${steps.length}\n`);

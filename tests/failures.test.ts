@@ -23,7 +23,9 @@ const BS = 4096;
 /** Snapshot of a directory's files and contents, to prove a failed run changed nothing. */
 function snapshot(dir: string): Record<string, string> {
   return Object.fromEntries(
-    listDir(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((f) => [f, sha256File(path.join(dir, f))]),
+    listDir(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((
+      f,
+    ) => [f, sha256File(path.join(dir, f))]),
   );
 }
 
@@ -66,7 +68,11 @@ for (const t of targets()) {
 
     it("unreadable source, missing backup directory, bad options", async () => {
       fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS, 3));
-      expectFailure(await backup(t, dir, "x", [], "nope.img"), 1, /cannot open source nope\.img: no such file/);
+      expectFailure(
+        await backup(t, dir, "x", [], "nope.img"),
+        1,
+        /cannot open source nope\.img: no such file/,
+      );
       expectFailure(await backup(t, dir, "x", [], "."), 1, /it is a directory/);
       expectFailure(await backup(t, dir, "missing/x"), 1, /backup directory missing: no such file/);
       expectFailure(await backup(t, dir, "x", ["--compress", "rar"]), 2, /unknown compression 'rar'/);
@@ -81,7 +87,11 @@ for (const t of targets()) {
       fs.writeFileSync(path.join(dir, "garb.ver"), "two\n");
       const snap = snapshot(dir);
       expectFailure(await backup(t, dir, "garb"), 3, /garb\.ver: expected a generation number/);
-      expectFailure(await run(t, ["restore", "garb", "g.img"], { cwd: dir }), 3, /expected a generation number/);
+      expectFailure(
+        await run(t, ["restore", "garb", "g.img"], { cwd: dir }),
+        3,
+        /expected a generation number/,
+      );
       assert.deepEqual(snapshot(dir), snap);
     });
 
@@ -100,7 +110,11 @@ for (const t of targets()) {
     it("a truncated or corrupt diff: verify reports it, restore produces no image", async () => {
       await twoGenerations(t, dir, "cut");
       fs.truncateSync(path.join(dir, "cut.1"), fs.statSync(path.join(dir, "cut.1")).size - 100);
-      expectFailure(await run(t, ["restore", "cut", "c.img"], { cwd: dir }), 3, /block \d+ does not match|short/);
+      expectFailure(
+        await run(t, ["restore", "cut", "c.img"], { cwd: dir }),
+        3,
+        /block \d+ does not match|short/,
+      );
       assert.ok(!listDir(dir).some((f) => f.startsWith("c.img")), "restore left an image or temp file");
       const v = await run(t, ["verify", "cut"], { cwd: dir });
       assert.equal(v.code, 3);
@@ -109,7 +123,11 @@ for (const t of targets()) {
       await twoGenerations(t, dir, "gz");
       const p = path.join(dir, "gz.2.gz");
       fs.truncateSync(p, fs.statSync(p).size - 10);
-      expectFailure(await run(t, ["restore", "gz", "g.img"], { cwd: dir }), 3, /gz\.2\.gz: corrupt compressed data/);
+      expectFailure(
+        await run(t, ["restore", "gz", "g.img"], { cwd: dir }),
+        3,
+        /gz\.2\.gz: corrupt compressed data/,
+      );
       assert.ok(!fs.existsSync(path.join(dir, "g.img")));
     });
 
@@ -170,7 +188,10 @@ for (const t of targets()) {
         const v2 = pseudoRandom(BS * 2048, 7);
         fs.writeSync(w, v2, 0, BS * 1280); // more than one 4 MiB read, less than all
         const temp = () => listDir(dir).find((f) => f.startsWith(`${name}.2.tmp-`));
-        await waitFor(() => !!temp() && fs.statSync(path.join(dir, temp()!)).size > BS * 100, "the dump to start");
+        await waitFor(
+          () => !!temp() && fs.statSync(path.join(dir, temp()!)).size > BS * 100,
+          "the dump to start",
+        );
         process.kill(child.child.pid!, signal); // (ChildProcess.kill makes Deno report the signal, not the exit code)
         const r = await child.done;
         fs.closeSync(w);
@@ -182,11 +203,16 @@ for (const t of targets()) {
         }
         const after = snapshot(dir);
         for (const [f, sum] of Object.entries(before)) assert.equal(after[f], sum, `${f} changed`);
-        assert.ok(!fs.existsSync(path.join(dir, `${name}.2`)) && !fs.existsSync(path.join(dir, `${name}.2.md5`)));
+        assert.ok(
+          !fs.existsSync(path.join(dir, `${name}.2`)) && !fs.existsSync(path.join(dir, `${name}.2.md5`)),
+        );
         fs.writeFileSync(path.join(dir, "src.img"), v2);
         const next = await backup(t, dir, name);
         assert.equal(next.code, 0, next.stderr);
-        assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")), "leftover temporary files were not removed");
+        assert.ok(
+          !listDir(dir).some((f) => f.includes(".tmp-")),
+          "leftover temporary files were not removed",
+        );
         assert.equal((await run(t, ["verify", name], { cwd: dir })).code, 0);
         assert.equal((await run(t, ["restore", name, `${name}.img`, "-g", "1"], { cwd: dir })).code, 0);
         assert.ok(fs.readFileSync(path.join(dir, `${name}.img`)).equals(v1));
@@ -197,7 +223,11 @@ for (const t of targets()) {
     it("--lock: a second run fails at once while the first holds it; a stale lock is taken over", async () => {
       fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 4, 8));
       fs.writeFileSync(path.join(dir, "run.lock"), `${process.pid}\n`);
-      expectFailure(await backup(t, dir, "locked", ["--lock", "run.lock"]), 4, /another run \(pid \d+\) holds the lock/);
+      expectFailure(
+        await backup(t, dir, "locked", ["--lock", "run.lock"]),
+        4,
+        /another run \(pid \d+\) holds the lock/,
+      );
       assert.ok(!fs.existsSync(path.join(dir, "locked.ver")));
       fs.writeFileSync(path.join(dir, "run.lock"), "999999999\n");
       assert.equal((await backup(t, dir, "locked", ["--lock", "run.lock"])).code, 0);
