@@ -7,10 +7,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { WORKER_MODULE } from "../src/engine/worker_pool.ts";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const BINARY = path.join(root, "dist", "blockdiff");
-const WORKER_ENTRIES: string[] = [];
+const WORKER_ENTRIES = [WORKER_MODULE];
 
 function findBun(): string {
   for (const p of ["node_modules/.bin/bun", "node_modules/bun/bin/bun.exe", "node_modules/bun/bin/bun"]) {

@@ -52,3 +52,12 @@ export function openInheritedFd(fd: number, mode: "r" | "w"): number | null {
   }
   return isDeno ? fs.openSync(`/dev/fd/${fd}`, mode === "r" ? "r" : "a") : fd;
 }
+
+/**
+ * URL of a module given by its path from the project root (for `new Worker`). In the compiled binary every
+ * entry point lives under /$bunfs/root/ with its source path; from source, it is next to this file's parent.
+ */
+export function moduleUrl(fromRoot: string): URL {
+  if (isCompiledBinary()) return new URL(fromRoot, "file:///$bunfs/root/");
+  return new URL(`../${fromRoot}`, import.meta.url);
+}

@@ -25,7 +25,7 @@ export function targets(): Target[] {
   else if (process.env.CI) {
     throw new Error("dist/blockdiff is missing: run `deno task build` (CI must test it)");
   }
-  const only = process.env.BLOCKDIFF_TARGETS?.split(",");
+  const only = process.env.BLOCKDIFF_TARGETS ? process.env.BLOCKDIFF_TARGETS.split(",") : null;
   return only ? all.filter((t) => only.includes(t.name)) : all;
 }
 

@@ -5,6 +5,7 @@ import { onCleanup } from "../cleanup.ts";
 import type { Compression } from "../compress/codec.ts";
 import { type DumpResult } from "../engine/dump.ts";
 import { createDumpOutput, type DumpOutput } from "../engine/dump_output.ts";
+import type { PieceCompressor } from "../engine/parallel.ts";
 import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
 import { DEFAULT_BLOCKSIZE } from "../format/digest.ts";
 import type { DigestCursor } from "../format/digest_cursor.ts";
@@ -36,6 +37,8 @@ export interface BackupOptions {
   dumper: Dumper;
   compression: Compression;
   level: number;
+  /** Compresses gzip/zstd pieces (inline or in workers). */
+  pieces: PieceCompressor;
   /** `--block-size`: only for a new chain; must match an existing one. */
   blocksize: number | null;
   log: RunLog;
@@ -70,7 +73,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     const digestPath = chain.digestPath(gen);
     const diffOut = new FdWritable(pending.create(diffPath), { sync: true });
     const digestOut = new FdWritable(pending.create(digestPath), { sync: true });
-    const output = createDumpOutput(diffOut, digestOut, o.compression, o.level);
+    const output = createDumpOutput(diffOut, digestOut, o.compression, o.level, o.pieces);
     log.info(
       `backup ${chain.name} generation ${gen} (${prev === 0 ? "full" : `incremental over ${prev}`}) ` +
         `from ${o.dumper.description}`,

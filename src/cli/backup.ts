@@ -2,7 +2,7 @@ import process from "node:process";
 import { runBackup } from "../archiver/backup.ts";
 import { onCleanup } from "../cleanup.ts";
 import { checkLevel, DEFAULT_LEVEL, parseCompression } from "../compress/codec.ts";
-import { createHasher } from "../engine/hasher.ts";
+import { createParallelism } from "../engine/parallel.ts";
 import { UsageError } from "../errors.ts";
 import { checkBlocksize } from "../format/digest.ts";
 import { RunLog } from "../log/cronlog.ts";
@@ -65,13 +65,15 @@ examples:
     const lockPath = stringOpt(args, "lock");
     const lock = lockPath ? RunLock.acquire(lockPath) : null;
     const unregister = onCleanup(() => lock?.release());
+    const par = createParallelism();
     try {
       // An existing chain's block size always wins over BLOCKSIZE (as in the original); --block-size must match.
       const blocksize = explicitBs ?? (chain.readVersion() === 0 ? envBs : null);
       const s = await runBackup({
         chain,
-        dumper: localDumper(sourceArg, createHasher()),
+        dumper: localDumper(sourceArg, par.hasher),
         compression,
+        pieces: par.compress,
         level,
         blocksize,
         log,
@@ -89,6 +91,7 @@ examples:
       );
       return 0;
     } finally {
+      await par.close();
       unregister();
       lock?.release();
     }

@@ -3,7 +3,7 @@ import process from "node:process";
 import { type Compression, DEFAULT_LEVEL } from "../compress/codec.ts";
 import { dumpBlocks } from "../engine/dump.ts";
 import { createDumpOutput } from "../engine/dump_output.ts";
-import { createHasher } from "../engine/hasher.ts";
+import { createParallelism } from "../engine/parallel.ts";
 import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
 import { checkBlocksize, decodeBlocksize, DEFAULT_BLOCKSIZE, HEADER_SIZE } from "../format/digest.ts";
 import { DigestCursor } from "../format/digest_cursor.ts";
@@ -81,11 +81,13 @@ examples:
       old = new DigestCursor(src, what);
     }
     const input = file !== undefined ? openLocalSource(file).source : new FdSource(0, false);
+    const par = createParallelism();
     const output = createDumpOutput(
       new FdWritable(1, { sync: false }),
       new FdWritable(newFd, { sync: false }),
       compression,
       DEFAULT_LEVEL[compression],
+      par.compress,
     );
     try {
       await output.begin(blocksize);
@@ -93,7 +95,7 @@ examples:
         source: input,
         blocksize,
         oldDigest: old,
-        hasher: createHasher(),
+        hasher: par.hasher,
         sinks: output.sinks,
       });
       await output.finish();
@@ -103,6 +105,7 @@ examples:
     } finally {
       await input.close();
       await old?.close();
+      await par.close();
     }
     return 0;
   },

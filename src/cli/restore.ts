@@ -1,4 +1,4 @@
-import { createHasher } from "../engine/hasher.ts";
+import { createParallelism } from "../engine/parallel.ts";
 import { formatBytes, formatDuration, formatRate } from "../log/format.ts";
 import { runRestore } from "../restorer/restore.ts";
 import { Chain } from "../store/chain.ts";
@@ -29,12 +29,13 @@ examples:
   options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION],
   async run(args) {
     const [name, target] = expectPositionals(args, 2, 2, "blockdiff restore NAME TARGET [--generation K]");
+    const par = createParallelism();
     const s = await runRestore({
       chain: new Chain(name),
       generation: intOpt(args, "generation"),
       target,
-      hasher: createHasher(),
-    });
+      hasher: par.hasher,
+    }).finally(() => par.close());
     if (args.opts.has("json")) printJson({ ok: true, target, ...s });
     note(
       `restored generation ${s.generation} of ${name} to ${target}: ${

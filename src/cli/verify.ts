@@ -1,6 +1,6 @@
 import process from "node:process";
 import { verifyChain } from "../checker/verify.ts";
-import { createHasher } from "../engine/hasher.ts";
+import { createParallelism } from "../engine/parallel.ts";
 import { EXIT } from "../errors.ts";
 import { Chain } from "../store/chain.ts";
 import { expectPositionals, intOpt } from "./args.ts";
@@ -28,9 +28,14 @@ example:
   async run(args) {
     const [name] = expectPositionals(args, 1, 1, "blockdiff verify NAME [--generation K]");
     const json = args.opts.has("json");
-    const results = await verifyChain(new Chain(name), intOpt(args, "generation"), createHasher(), (r) => {
-      if (!json) process.stdout.write(`generation ${r.generation}: ${r.ok ? "OK" : "BAD"} ${r.detail}\n`);
-    });
+    const results = await verifyChain(
+      new Chain(name),
+      intOpt(args, "generation"),
+      createParallelism(0).hasher,
+      (r) => {
+        if (!json) process.stdout.write(`generation ${r.generation}: ${r.ok ? "OK" : "BAD"} ${r.detail}\n`);
+      },
+    );
     const bad = results.filter((r) => !r.ok);
     if (json) printJson({ ok: bad.length === 0, generations: results });
     if (bad.length) {

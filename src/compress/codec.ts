@@ -4,10 +4,12 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { PassThrough, pipeline, type Readable, Transform, type Writable } from "node:stream";
+import { finished, PassThrough, pipeline, type Readable, Transform, type Writable } from "node:stream";
 import * as zlib from "node:zlib";
 import { BlockdiffError, UsageError } from "../errors.ts";
 import { type ByteSource, StreamSource } from "../io/byte_source.ts";
+import type { PieceCompressor } from "../engine/parallel.ts";
+import { PieceCompressStream } from "./piece_stream.ts";
 
 export const COMPRESSIONS = ["none", "gzip", "lzop", "zstd"] as const;
 export type Compression = typeof COMPRESSIONS[number];
@@ -40,11 +42,7 @@ export function checkLevel(kind: Compression, level: number): number {
 }
 
 // node:zlib has zstd in Deno, Bun and Node >= 22.15; @types/node may not declare it yet.
-type ZstdZlib = {
-  createZstdCompress(o: { params: Record<number, number> }): Transform;
-  createZstdDecompress(): Transform;
-  constants: { ZSTD_c_compressionLevel: number };
-};
+type ZstdZlib = { createZstdDecompress(): Transform };
 const zstd = zlib as unknown as ZstdZlib;
 
 /** A compressor in front of `out`: write the uncompressed stream into `head`, await `done`. */
@@ -53,25 +51,35 @@ export interface CompressPipe {
   done: Promise<void>;
 }
 
-export function compressInto(kind: Compression, level: number, out: Writable): CompressPipe {
+/**
+ * gzip and zstd compress each piece written to `head` on its own (through `pieces`, inline or in workers);
+ * lzop runs the lzop program over the whole stream, as the original did.
+ */
+export function compressInto(
+  kind: Compression,
+  level: number,
+  out: Writable,
+  pieces: PieceCompressor,
+): CompressPipe {
   switch (kind) {
     case "none": {
       const head = new PassThrough({ highWaterMark: 4 << 20 });
       return { head, done: pipe(head, out) };
     }
-    case "gzip": {
-      const head = zlib.createGzip({ level, chunkSize: 256 * 1024 });
-      return { head, done: pipe(head, out) };
-    }
+    case "gzip":
     case "zstd": {
-      const head = zstd.createZstdCompress({ params: { [zstd.constants.ZSTD_c_compressionLevel]: level } });
-      return { head, done: pipe(head, out) };
+      const head = new PieceCompressStream((data) => pieces(kind, level, data), out);
+      return { head, done: Promise.all([finishedP(head), finishedP(out)]).then(() => {}) };
     }
     case "lzop": {
       const child = runFilter("lzop", [`-${level}`, "-c", "-f"]);
       return { head: child.stdin, done: Promise.all([pipe(child.stdout, out), child.exited]).then(() => {}) };
     }
   }
+}
+
+function finishedP(s: Writable): Promise<void> {
+  return new Promise((resolve, reject) => finished(s, (err) => err ? reject(err) : resolve()));
 }
 
 /** Opens a (possibly compressed) file as a stream of uncompressed bytes; `onRaw` sees the file's bytes. */

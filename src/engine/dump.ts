@@ -3,9 +3,10 @@
  * emit changed blocks and the new digest. Used by local backups, `blockdiff dump` and the remote agent.
  */
 import { DIGEST_SIZE } from "../format/digest.ts";
-import { type DigestCursor, sameDigest } from "../format/digest_cursor.ts";
+import { type DigestCursor, sameDigestAt } from "../format/digest_cursor.ts";
 import { type ByteSource, readFull } from "../io/byte_source.ts";
 import type { BlockHasher } from "./hasher.ts";
+import { sharedBytes } from "./parallel.ts";
 
 export interface DumpSinks {
   /** A changed block (a view valid until the promise resolves). */
@@ -37,20 +38,25 @@ export interface DumpResult {
 export async function dumpBlocks(o: DumpOptions): Promise<DumpResult> {
   const bs = o.blocksize;
   const perChunk = Math.max(1, Math.floor((o.chunkBytes ?? 4 << 20) / bs));
-  const buf = new Uint8Array(perChunk * bs);
-  const digests = new Uint8Array(perChunk * DIGEST_SIZE);
+  // Two buffers: the next chunk is read while the workers hash this one.
+  let cur = sharedBytes(perChunk * bs), next = sharedBytes(perChunk * bs);
+  const digests = sharedBytes(perChunk * DIGEST_SIZE);
   let bytesRead = 0, blocks = 0, changed = 0, lastLen = 0;
+  let reading = readFull(o.source, cur, 0, cur.length);
   for (;;) {
-    const n = await readFull(o.source, buf, 0, buf.length);
+    const n = await reading;
     if (n === 0) break;
     const count = Math.ceil(n / bs);
-    await o.hasher.hashBlocks(buf, n, bs, digests);
+    // Start reading the next chunk, but emit this one as soon as it is hashed (a slow source such as a
+    // pipe must not hold back what was already read).
+    reading = n < cur.length ? Promise.resolve(0) : readFull(o.source, next, 0, next.length);
+    reading.catch(() => {}); // observed at the top of the next iteration
+    await o.hasher.hashBlocks(cur, n, bs, digests);
     for (let j = 0; j < count; j++) {
-      const d = digests.subarray(j * DIGEST_SIZE, (j + 1) * DIGEST_SIZE);
       const old = o.oldDigest ? await o.oldDigest.get(blocks + j) : null;
-      if (old === null || !sameDigest(old, d)) {
+      if (old === null || !sameDigestAt(old, digests, j * DIGEST_SIZE)) {
         changed++;
-        await o.sinks.changed(bytesRead + j * bs, buf.subarray(j * bs, Math.min((j + 1) * bs, n)));
+        await o.sinks.changed(bytesRead + j * bs, cur.subarray(j * bs, Math.min((j + 1) * bs, n)));
       }
     }
     await o.sinks.digests(digests.subarray(0, count * DIGEST_SIZE));
@@ -58,7 +64,7 @@ export async function dumpBlocks(o: DumpOptions): Promise<DumpResult> {
     bytesRead += n;
     lastLen = n - (count - 1) * bs;
     o.onProgress?.(bytesRead);
-    if (n < buf.length) break;
+    [cur, next] = [next, cur];
   }
   return { bytesRead, blocks, blocksChanged: changed, lastBlockLength: lastLen };
 }

@@ -5,6 +5,7 @@ import { DiffWriter } from "../format/diff.ts";
 import { encodeBlocksize } from "../format/digest.ts";
 import { ChunkBuffer, writeWithBackpressure } from "../io/sink.ts";
 import type { DumpSinks } from "./dump.ts";
+import type { PieceCompressor } from "./parallel.ts";
 
 export interface DumpOutput {
   sinks: DumpSinks;
@@ -23,8 +24,9 @@ export function createDumpOutput(
   digestOut: Writable,
   compression: Compression,
   level: number,
+  pieces: PieceCompressor,
 ): DumpOutput {
-  const pipe = compressInto(compression, level, diffOut);
+  const pipe = compressInto(compression, level, diffOut, pieces);
   const digestDone = new Promise<void>((resolve, reject) =>
     finished(digestOut, (err) => err ? reject(err) : resolve())
   );

@@ -31,8 +31,3 @@ export class InlineHasher implements BlockHasher {
     return Promise.resolve();
   }
 }
-
-/** The hasher the commands use. */
-export function createHasher(): BlockHasher {
-  return new InlineHasher();
-}

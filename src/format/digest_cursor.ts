@@ -53,6 +53,11 @@ export class DigestCursor {
 
 /** Compares two 16-byte digests. */
 export function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < DIGEST_SIZE; i++) if (a[i] !== b[i]) return false;
+  return sameDigestAt(a, b, 0);
+}
+
+/** Compares digest `a` with the 16 bytes of `b` at `at`, without making a view. */
+export function sameDigestAt(a: Uint8Array, b: Uint8Array, at: number): boolean {
+  for (let i = 0; i < DIGEST_SIZE; i++) if (a[i] !== b[at + i]) return false;
   return true;
 }

@@ -1,7 +1,6 @@
 /** Push-side plumbing: a hashing file writable, backpressure-aware writes, and a coalescing buffer. */
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
-import { once } from "node:events";
 import { Writable } from "node:stream";
 
 /**
@@ -43,15 +42,16 @@ export async function writeAll(fd: number, chunk: Uint8Array): Promise<void> {
 /** Writes a chunk, waiting for 'drain' when the stream asks for it; rejects if the stream fails. */
 export async function writeWithBackpressure(stream: Writable, chunk: Uint8Array): Promise<void> {
   if (stream.errored) throw stream.errored;
-  if (!stream.write(chunk)) {
-    await Promise.race([
-      once(stream, "drain"),
-      once(stream, "close").then(() => {
-        if (stream.errored) throw stream.errored;
-      }),
-    ]);
-    if (stream.errored) throw stream.errored;
-  }
+  if (stream.write(chunk)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      stream.errored ? reject(stream.errored) : resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
 }
 
 /** Coalesces many small writes (8-byte headers, blocks) into large chunks handed to `flushTo`. */

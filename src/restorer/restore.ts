@@ -7,9 +7,10 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { onCleanup } from "../cleanup.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
+import { sharedBytes } from "../engine/parallel.ts";
 import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import { DIGEST_SIZE } from "../format/digest.ts";
-import { sameDigest } from "../format/digest_cursor.ts";
+import { sameDigestAt } from "../format/digest_cursor.ts";
 import type { DiffReader } from "../format/diff.ts";
 import { writeAll } from "../io/sink.ts";
 import { Progress } from "../log/progress.ts";
@@ -63,8 +64,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     const out = openTarget(o.target, manifest?.sourceSize ?? null, pending);
     const merger = await ChainMerger.open(readers);
     const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bs));
-    const buf = new Uint8Array(perChunk * bs);
-    const digests = new Uint8Array(perChunk * DIGEST_SIZE);
+    const buf = sharedBytes(perChunk * bs);
+    const digests = sharedBytes(perChunk * DIGEST_SIZE);
     const progress = new Progress(`restore ${chain.name}.${gen}`, manifest?.sourceSize ?? null);
     let size = 0;
     try {
@@ -81,7 +82,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
         await o.hasher.hashBlocks(buf, len, bs, digests);
         for (let j = 0; j < count; j++) {
           const want = await digest.cursor.get(first + j);
-          if (want === null || !sameDigest(want, digests.subarray(j * DIGEST_SIZE, (j + 1) * DIGEST_SIZE))) {
+          if (want === null || !sameDigestAt(want, digests, j * DIGEST_SIZE)) {
             throw new IntegrityError(
               `block ${
                 first + j

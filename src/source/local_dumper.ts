@@ -11,9 +11,6 @@ export function localDumper(path: string, hasher: BlockHasher): Dumper {
     size: opened.size,
     dump: ({ blocksize, oldDigest, output, onProgress }) =>
       dumpBlocks({ source: opened.source, blocksize, oldDigest, hasher, sinks: output.sinks, onProgress }),
-    close: async () => {
-      await opened.source.close();
-      await hasher.close();
-    },
+    close: () => opened.source.close(),
   };
 }

@@ -1,0 +1,24 @@
+/**
+ * Worker thread entry: hashes block ranges of shared buffers and compresses diff pieces into independent
+ * gzip members / zstd frames. Listed as an extra entry point in scripts/build.ts.
+ */
+import { parentPort } from "node:worker_threads";
+import { compressPiece } from "../compress/piece.ts";
+import { hashBlocksSync } from "./hasher.ts";
+import type { TaskMessage } from "./worker_pool.ts";
+
+parentPort!.on("message", (m: TaskMessage) => {
+  try {
+    if (m.op === "md5") {
+      const buf = new Uint8Array(m.buf, m.offset, m.length);
+      const out = new Uint8Array(m.out, m.outOffset, Math.ceil(m.length / m.blocksize) * 16);
+      hashBlocksSync(buf, m.length, m.blocksize, out);
+      parentPort!.postMessage({ id: m.id });
+    } else {
+      const data = compressPiece(m.kind, m.level, m.data);
+      parentPort!.postMessage({ id: m.id, data }, [data.buffer as ArrayBuffer]);
+    }
+  } catch (err) {
+    parentPort!.postMessage({ id: m.id, error: String((err as Error)?.message ?? err) });
+  }
+});
