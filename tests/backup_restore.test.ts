@@ -74,7 +74,7 @@ for (const t of targets()) {
       // 10 MiB: several 4 MiB read chunks and many 1 MiB compression pieces; half-compressible blocks
       const data = pseudoRandom(10 * 1024 * 1024 + 999, 21);
       for (let off = 0; off < data.length; off += BS) {
-        data.fill(0, off + 1500, Math.min(off + BS, data.length));
+        data.subarray(off + 1500, off + BS).fill(0);
       }
       fs.writeFileSync(src, data);
       for (const compression of ["none", "gzip", "zstd"]) {

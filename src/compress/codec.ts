@@ -10,6 +10,7 @@ import { BlockdiffError, UsageError } from "../errors.ts";
 import { type ByteSource, StreamSource } from "../io/byte_source.ts";
 import type { PieceCompressor } from "../engine/parallel.ts";
 import { PieceCompressStream } from "./piece_stream.ts";
+import { ZstdFrameDecompress } from "./zstd_frames.ts";
 
 export const COMPRESSIONS = ["none", "gzip", "lzop", "zstd"] as const;
 export type Compression = typeof COMPRESSIONS[number];
@@ -40,10 +41,6 @@ export function checkLevel(kind: Compression, level: number): number {
   }
   return level;
 }
-
-// node:zlib has zstd in Deno, Bun and Node >= 22.15; @types/node may not declare it yet.
-type ZstdZlib = { createZstdDecompress(): Transform };
-const zstd = zlib as unknown as ZstdZlib;
 
 /** A compressor in front of `out`: write the uncompressed stream into `head`, await `done`. */
 export interface CompressPipe {
@@ -107,7 +104,7 @@ export function decompressStream(input: Readable, kind: Compression): ByteSource
       return new StreamSource(input, () => void input.destroy());
     case "gzip":
     case "zstd": {
-      const z = kind === "gzip" ? zlib.createGunzip({ chunkSize: 256 * 1024 }) : zstd.createZstdDecompress();
+      const z = kind === "gzip" ? zlib.createGunzip({ chunkSize: 256 * 1024 }) : new ZstdFrameDecompress();
       input.on("error", (err) => z.destroy(err));
       input.pipe(z);
       return new StreamSource(z, () => {
