@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { finished, PassThrough, pipeline, type Readable, Transform, type Writable } from "node:stream";
 import * as zlib from "node:zlib";
 import { BlockdiffError, UsageError } from "../errors.ts";
-import { type ByteSource, StreamSource } from "../io/byte_source.ts";
+import { BufferedSource, type ByteSource, FdSource, StreamSource } from "../io/byte_source.ts";
 import type { PieceCompressor } from "../engine/parallel.ts";
 import { PieceCompressStream } from "./piece_stream.ts";
 import { ZstdFrameDecompress } from "./zstd_frames.ts";
@@ -59,10 +59,8 @@ export function compressInto(
   pieces: PieceCompressor,
 ): CompressPipe {
   switch (kind) {
-    case "none": {
-      const head = new PassThrough({ highWaterMark: 4 << 20 });
-      return { head, done: pipe(head, out) };
-    }
+    case "none":
+      return { head: out, done: finishedP(out) };
     case "gzip":
     case "zstd": {
       const head = new PieceCompressStream((data) => pieces(kind, level, data), out);
@@ -85,6 +83,17 @@ export function openDecompressed(
   kind: Compression,
   onRaw: (chunk: Uint8Array) => void = () => {},
 ): ByteSource {
+  if (kind === "none") {
+    const src = new FdSource(fs.openSync(path, "r"));
+    return new BufferedSource({
+      read: async (buf, off, len) => {
+        const n = await src.read(buf, off, len);
+        onRaw(buf.subarray(off, off + n));
+        return n;
+      },
+      close: () => src.close(),
+    });
+  }
   const raw = fs.createReadStream(path, { highWaterMark: 1 << 20 });
   const tap = new Transform({
     transform(chunk, _enc, cb) {

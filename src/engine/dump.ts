@@ -9,8 +9,8 @@ import type { BlockHasher } from "./hasher.ts";
 import { sharedBytes } from "./parallel.ts";
 
 export interface DumpSinks {
-  /** A changed block (a view valid until the promise resolves). */
-  changed(offset: number, block: Uint8Array): Promise<void>;
+  /** A changed block (a view valid until the call returns or its promise resolves). */
+  changed(offset: number, block: Uint8Array): void | Promise<void>;
   /** The digests of consecutive blocks, in order (a view valid until the promise resolves). */
   digests(chunk: Uint8Array): Promise<void>;
 }
@@ -56,7 +56,8 @@ export async function dumpBlocks(o: DumpOptions): Promise<DumpResult> {
       const old = o.oldDigest ? await o.oldDigest.get(blocks + j) : null;
       if (old === null || !sameDigestAt(old, digests, j * DIGEST_SIZE)) {
         changed++;
-        await o.sinks.changed(bytesRead + j * bs, cur.subarray(j * bs, Math.min((j + 1) * bs, n)));
+        const p = o.sinks.changed(bytesRead + j * bs, cur.subarray(j * bs, Math.min((j + 1) * bs, n)));
+        if (p) await p;
       }
     }
     await o.sinks.digests(digests.subarray(0, count * DIGEST_SIZE));

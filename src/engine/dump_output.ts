@@ -3,7 +3,7 @@ import { finished, type Writable } from "node:stream";
 import { compressInto, type Compression } from "../compress/codec.ts";
 import { DiffWriter } from "../format/diff.ts";
 import { encodeBlocksize } from "../format/digest.ts";
-import { ChunkBuffer, writeWithBackpressure } from "../io/sink.ts";
+import { ChunkBuffer, writeConsumed } from "../io/sink.ts";
 import type { DumpSinks } from "./dump.ts";
 import type { PieceCompressor } from "./parallel.ts";
 
@@ -35,7 +35,7 @@ export function createDumpOutput(
   digestDone.catch((e) => rootCause ??= e);
 
   /** Prefers the stream's own error (ENOSPC...) over the "write after destroy" it causes upstream. */
-  const guarded = async (fn: () => Promise<void>) => {
+  const guarded = async (fn: () => void | Promise<void>) => {
     try {
       await fn();
     } catch (err) {
@@ -43,8 +43,8 @@ export function createDumpOutput(
       throw rootCause ?? err;
     }
   };
-  const diffBuf = new ChunkBuffer((c) => writeWithBackpressure(pipe.head, c));
-  const digestBuf = new ChunkBuffer((c) => writeWithBackpressure(digestOut, c));
+  const diffBuf = new ChunkBuffer((c) => writeConsumed(pipe.head, c));
+  const digestBuf = new ChunkBuffer((c) => writeConsumed(digestOut, c));
   const diff = new DiffWriter((b) => diffBuf.write(b));
 
   return {
@@ -52,7 +52,10 @@ export function createDumpOutput(
       return diff.records;
     },
     sinks: {
-      changed: (offset, block) => guarded(() => diff.record(offset, block)),
+      changed: (offset, block) => {
+        const p = diff.record(offset, block); // errors can only come from a flush, which is async
+        if (p) return guarded(() => p);
+      },
       digests: (chunk) => guarded(() => digestBuf.write(chunk)),
     },
     begin: (bs) =>
@@ -62,8 +65,8 @@ export function createDumpOutput(
       }),
     finish: () =>
       guarded(async () => {
-        await diffBuf.flush();
-        await digestBuf.flush();
+        await diffBuf.drain();
+        await digestBuf.drain();
         pipe.head.end();
         digestOut.end();
         await Promise.all([pipe.done, digestDone]);

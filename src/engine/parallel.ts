@@ -39,7 +39,11 @@ export function createParallelism(threads = threadsFromEnv()): Parallelism {
   const pool = new WorkerPool(threads);
   return {
     hasher: new PoolHasher(pool),
-    compress: async (kind, level, data) => (await pool.run({ op: "compress", kind, level, data })).data!,
+    compress: async (kind, level, data) => {
+      // The task may wait in the queue while the caller reuses `data`: send a copy, transferred (not cloned).
+      const copy = new Uint8Array(data); // a real copy (Buffer#slice would be a view)
+      return (await pool.run({ op: "compress", kind, level, data: copy }, [copy.buffer])).data!;
+    },
     threads: pool.size,
     close: () => pool.close(),
   };

@@ -80,16 +80,18 @@ export class DiffWriter {
   #hdr = new Uint8Array(RECORD_HEADER_SIZE);
   records = 0;
 
-  /** `write` must copy or consume the bytes before resolving (the header buffer is reused). */
-  constructor(private readonly write: (bytes: Uint8Array) => Promise<void>) {}
+  /** `write` copies the bytes or consumes them before it resolves (the header buffer is reused). */
+  constructor(private readonly write: (bytes: Uint8Array) => void | Promise<void>) {}
 
-  header(blocksize: number): Promise<void> {
+  header(blocksize: number): void | Promise<void> {
     return this.write(encodeBlocksize(blocksize));
   }
 
-  async record(offset: number, block: Uint8Array): Promise<void> {
-    await this.write(encodeRecordHeader(offset, this.#hdr));
-    await this.write(block);
+  /** Synchronous while the writer has room (the hot path); a promise when it had to flush. */
+  record(offset: number, block: Uint8Array): void | Promise<void> {
     this.records++;
+    const p = this.write(encodeRecordHeader(offset, this.#hdr));
+    if (p) return p.then(() => this.write(block));
+    return this.write(block);
   }
 }

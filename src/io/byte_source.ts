@@ -67,3 +67,31 @@ export class StreamSource implements ByteSource {
     await this.onClose();
   }
 }
+
+/** Serves small reads (record headers, blocks) from large reads of `src` into one reused buffer. */
+export class BufferedSource implements ByteSource {
+  #buf: Uint8Array;
+  #pos = 0;
+  #end = 0;
+
+  constructor(private readonly src: ByteSource, size = 1 << 20) {
+    this.#buf = new Uint8Array(size);
+  }
+
+  async read(buf: Uint8Array, off: number, len: number): Promise<number> {
+    if (this.#pos === this.#end) {
+      if (len >= this.#buf.length) return this.src.read(buf, off, len);
+      this.#pos = 0;
+      this.#end = await this.src.read(this.#buf, 0, this.#buf.length);
+      if (this.#end === 0) return 0;
+    }
+    const n = Math.min(len, this.#end - this.#pos);
+    buf.set(this.#buf.subarray(this.#pos, this.#pos + n), off);
+    this.#pos += n;
+    return n;
+  }
+
+  close(): Promise<void> {
+    return this.src.close();
+  }
+}

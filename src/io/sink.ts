@@ -54,30 +54,59 @@ export async function writeWithBackpressure(stream: Writable, chunk: Uint8Array)
   });
 }
 
-/** Coalesces many small writes (8-byte headers, blocks) into large chunks handed to `flushTo`. */
+/** Writes a chunk and resolves once the stream has consumed it (the caller may then reuse the bytes). */
+export function writeConsumed(stream: Writable, chunk: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.errored) return reject(stream.errored);
+    stream.write(chunk, (err) => err ? reject(err) : resolve());
+  });
+}
+
+/**
+ * Coalesces many small writes (8-byte headers, blocks) into large chunks handed to `flushTo`, which must
+ * resolve once it no longer needs the chunk. Two buffers alternate: one fills while the other is written,
+ * so nothing is allocated per chunk. `write` is synchronous while the data fits.
+ */
 export class ChunkBuffer {
-  #buf: Uint8Array;
+  #bufs: [Uint8Array, Uint8Array];
+  #cur = 0;
   #len = 0;
+  #inflight: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly flushTo: (chunk: Uint8Array) => Promise<void>,
     private readonly size = 1 << 20,
   ) {
-    this.#buf = new Uint8Array(size);
+    this.#bufs = [new Uint8Array(size), new Uint8Array(size)];
   }
 
-  async write(data: Uint8Array): Promise<void> {
-    if (this.#len + data.length > this.size) await this.flush();
-    if (data.length >= this.size) return this.flushTo(data.slice());
-    this.#buf.set(data, this.#len);
+  write(data: Uint8Array): void | Promise<void> {
+    if (this.#len + data.length > this.size) return this.#writeSlow(data);
+    this.#bufs[this.#cur].set(data, this.#len);
     this.#len += data.length;
   }
 
+  async #writeSlow(data: Uint8Array): Promise<void> {
+    await this.flush();
+    if (data.length < this.size) return this.write(data) as void;
+    await this.#inflight;
+    await this.flushTo(data);
+  }
+
+  /** Hands the filled buffer to `flushTo` (after the previous one was consumed) and switches buffers. */
   async flush(): Promise<void> {
     if (this.#len === 0) return;
-    const chunk = this.#buf.subarray(0, this.#len);
-    this.#buf = new Uint8Array(this.size);
+    const chunk = this.#bufs[this.#cur].subarray(0, this.#len);
+    await this.#inflight;
+    this.#inflight = this.flushTo(chunk);
+    this.#inflight.catch(() => {}); // observed by the next flush or by drain()
+    this.#cur ^= 1;
     this.#len = 0;
-    await this.flushTo(chunk);
+  }
+
+  /** Flushes and waits until everything was consumed. */
+  async drain(): Promise<void> {
+    await this.flush();
+    await this.#inflight;
   }
 }

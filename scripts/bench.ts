@@ -1,0 +1,171 @@
+/**
+ * Benchmark (`deno task bench [--size MiB] [--large]`): makes its own images in a temp dir and prints a
+ * table of seconds, MB/s and peak RSS for each case, with the reference commands measured in the same run.
+ * Runs the built binary (dist/blockdiff; built if missing). Needs GNU time (/usr/bin/time) for peak RSS.
+ */
+import { spawnSync } from "node:child_process";
+import { randomFillSync } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { BINARY, build } from "./build.ts";
+
+const args = process.argv.slice(2);
+const sizeMiB = Number(args[args.indexOf("--size") + 1] || 0) || 1024;
+const BS = 16384;
+const size = sizeMiB * 1024 * 1024;
+if (!fs.existsSync(BINARY)) build();
+const hasTime = fs.existsSync("/usr/bin/time");
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "blockdiff-bench-"));
+const img = path.join(dir, "src.img");
+
+interface Row {
+  name: string;
+  seconds: number;
+  bytes: number;
+  rssMB: number | null;
+  note?: string;
+}
+const rows: Row[] = [];
+
+/** Runs a shell command, returns wall seconds and peak RSS (MB) of the measured process. */
+function measure(name: string, cmd: string, bytes: number, note?: string): Row {
+  const wrapped = hasTime ? `/usr/bin/time -f '@@%e %M' sh -c ${quote(cmd)}` : cmd;
+  const t = process.hrtime.bigint();
+  const r = spawnSync("sh", ["-c", wrapped], { cwd: dir, encoding: "utf8", maxBuffer: 1 << 26 });
+  const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(`${name} failed: ${r.stderr}`);
+  const m = /@@([\d.]+) (\d+)/.exec(r.stderr ?? "");
+  const row = {
+    name,
+    seconds: m ? Number(m[1]) : seconds,
+    bytes,
+    rssMB: m ? Number(m[2]) / 1024 : null,
+    note,
+  };
+  rows.push(row);
+  console.error(`  ${name}: ${row.seconds.toFixed(2)} s`);
+  return row;
+}
+
+function quote(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** A database-like image: every 16 KiB block is 6000 random bytes then zeros (gzip ~2.7:1). */
+function makeImage(p: string, bytes: number, seed: number): void {
+  const fd = fs.openSync(p, "w");
+  const chunk = Buffer.alloc(16 << 20);
+  for (let off = 0; off < bytes; off += chunk.length) {
+    const n = Math.min(chunk.length, bytes - off);
+    chunk.fill(0);
+    for (let b = 0; b < n; b += BS) randomFillSync(chunk, b, Math.min(6000, n - b));
+    fs.writeSync(fd, chunk, 0, n);
+  }
+  fs.closeSync(fd);
+  void seed;
+}
+
+/** Rewrites `fraction` of the blocks of `p` (spread evenly, offset by `seed`). */
+function changeBlocks(p: string, fraction: number, seed: number): void {
+  const fd = fs.openSync(p, "r+");
+  const blocks = Math.ceil(fs.fstatSync(fd).size / BS);
+  const step = Math.max(1, Math.round(1 / fraction));
+  const b = Buffer.alloc(BS);
+  for (let i = seed % step; i < blocks; i += step) {
+    randomFillSync(b, 0, 6000);
+    fs.writeSync(fd, b, 0, BS, i * BS);
+  }
+  fs.closeSync(fd);
+}
+
+const bd = quote(BINARY);
+try {
+  console.error(`bench: ${sizeMiB} MiB image in ${dir}`);
+  makeImage(img, size, 1);
+  spawnSync("sh", ["-c", `cat src.img > /dev/null`], { cwd: dir }); // warm the page cache
+
+  const ref = measure("md5sum (reference, 1 core)", "md5sum src.img", size);
+  const full = measure(
+    "dump full, no compression",
+    `${bd} dump --new-digest g1.md5 src.img > /dev/null`,
+    size,
+  );
+  fs.copyFileSync(img, path.join(dir, "v2.img"));
+  changeBlocks(path.join(dir, "v2.img"), 0.01, 3);
+  const inc = measure(
+    "dump incremental, 1% changed",
+    `${bd} dump --old-digest g1.md5 --new-digest g2.md5 v2.img > /dev/null`,
+    size,
+  );
+  const gz = measure("gzip -6 (reference, 1 core)", "gzip -6 < src.img > /dev/null", size);
+  const bgz = measure(
+    "dump full, gzip (level 3)",
+    `${bd} dump -z --new-digest z.md5 src.img > /dev/null`,
+    size,
+  );
+  measure("dump full, zstd (level 3)", `${bd} dump --zstd --new-digest s.md5 src.img > /dev/null`, size);
+  measure("backup full to disk, no compression", `${bd} backup plain src.img`, size);
+
+  // restore: a chain of 10 generations, each rewriting 30% of the blocks
+  const work = path.join(dir, "work.img");
+  fs.copyFileSync(img, work);
+  for (let g = 1; g <= 10; g++) {
+    if (g > 1) changeBlocks(work, 0.3, g);
+    const r = spawnSync(BINARY, ["backup", "chain", "work.img"], { cwd: dir, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`building the chain failed: ${r.stderr}`);
+  }
+  fs.rmSync(path.join(dir, "plain.1"));
+  const seq = measure(
+    "apply 10 diffs one after another (merge)",
+    `rm -f seq.img; for g in 1 2 3 4 5 6 7 8 9 10; do ${bd} merge seq.img < chain.$g || exit 1; done; sync seq.img`,
+    size,
+  );
+  const rst = measure(
+    "restore generation 10 (one pass, verified)",
+    `${bd} restore chain rst.img && sync rst.img`,
+    size,
+  );
+  if (!fs.readFileSync(work).equals(fs.readFileSync(path.join(dir, "rst.img")))) {
+    throw new Error("restore differs");
+  }
+
+  if (args.includes("--large")) {
+    const big = path.join(dir, "big.img");
+    fs.closeSync(fs.openSync(big, "w"));
+    fs.truncateSync(big, 4 * 1024 ** 3); // sparse: reads are fast, RSS is what is measured
+    measure(
+      "dump full 4 GiB (sparse), no compression",
+      `${bd} dump --new-digest big.md5 big.img > /dev/null`,
+      4 * 1024 ** 3,
+    );
+  }
+
+  const mbps = (r: Row) => r.bytes / 1e6 / r.seconds;
+  full.note = `${(mbps(full) / mbps(ref)).toFixed(2)}x md5sum`;
+  inc.note = `${(mbps(inc) / mbps(ref)).toFixed(2)}x md5sum`;
+  bgz.note = `${(mbps(bgz) / mbps(gz)).toFixed(2)}x gzip -6`;
+  rst.note = `${(seq.seconds / rst.seconds).toFixed(2)}x faster than sequential merge`;
+
+  const cpu = os.cpus()[0]?.model ?? "?";
+  console.log(
+    `\nblockdiff bench: ${sizeMiB} MiB image, ${BS}-byte blocks, ${os.cpus().length} cores (${cpu}), ${
+      new Date().toISOString().slice(0, 10)
+    }\n`,
+  );
+  console.log("| case | seconds | MB/s | peak RSS MB | note |");
+  console.log("|---|---:|---:|---:|---|");
+  for (const r of rows) {
+    console.log(
+      `| ${r.name} | ${r.seconds.toFixed(2)} | ${mbps(r).toFixed(0)} | ${r.rssMB?.toFixed(0) ?? "?"} | ${
+        r.note ?? ""
+      } |`,
+    );
+  }
+  console.log(
+    "| remote dump over loopback SSH | - | - | - | not measured: remote sources are not implemented yet |",
+  );
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
