@@ -1,5 +1,6 @@
 /** backup / restore / verify / list on local files: every generation restores to the source at that time. */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
@@ -153,6 +154,18 @@ for (const t of targets()) {
       assert.match(all.stdout.toString(), new RegExp(`^mon-${month} +1 `, "m"));
       const j = JSON.parse((await ok(t, ["list", `mon-${month}`, "--json"], dir)).stdout.toString());
       assert.equal(j.generations[0].blocksChanged, 1); // default block size 16384
+    });
+
+    it("shows progress (bytes, percent, ETA, MB/s) on a terminal, and only the summary otherwise", async () => {
+      fs.writeFileSync(src, pseudoRandom(BS * 300, 15));
+      const cmd = [...t.cmd, "backup", "tty", "src.img"].map((a) => `'${a}'`).join(" ");
+      const r = spawnSync("script", ["-qec", cmd, "/dev/null"], { cwd: dir, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stdout);
+      assert.match(r.stdout, /tty\.1: [\d.]+ \S+ \/ 1\.17 MiB \([\d.]+%\)\s+ETA \S+\s+[\d.]+ MB\/s/);
+      assert.match(r.stdout, /blockdiff: tty\.1 full: 75\/75 blocks changed/);
+      const plain = await ok(t, ["backup", "tty", "src.img"], dir);
+      assert.equal(plain.stderr.trim().split("\n").length, 1, plain.stderr);
+      assert.doesNotMatch(plain.stderr, /ETA/);
     });
 
     it("--log appends timestamped lines; --help works for every command", async () => {
