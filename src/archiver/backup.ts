@@ -3,32 +3,38 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { onCleanup } from "../cleanup.ts";
 import type { Compression } from "../compress/codec.ts";
-import { type DumpResult } from "../engine/dump.ts";
-import { createDumpOutput, type DumpOutput } from "../engine/dump_output.ts";
-import type { PieceCompressor } from "../engine/parallel.ts";
+import type { Writable } from "node:stream";
+import type { DumpResult } from "../engine/dump.ts";
 import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
 import { DEFAULT_BLOCKSIZE } from "../format/digest.ts";
-import type { DigestCursor } from "../format/digest_cursor.ts";
 import { encodeManifest, type Manifest, type MysqlCoordinates } from "../format/manifest.ts";
 import { FdWritable } from "../io/sink.ts";
 import type { RunLog } from "../log/cronlog.ts";
 import { Progress } from "../log/progress.ts";
-import type { Chain } from "../store/chain.ts";
+import type { Chain, OpenDigest } from "../store/chain.ts";
 import { PendingFiles, removeLeftovers, writeVersion } from "../store/commit.ts";
 import { VERSION } from "../version.ts";
 
-/** Produces the blocks of a source into `output`; local and remote sources implement it. */
+/** What a Dumper gets: the previous digest, and the two files to fill (diff compressed as asked). */
+export interface DumpRequest {
+  blocksize: number;
+  oldDigest: OpenDigest | null;
+  oldDigestPath: string | null;
+  diffOut: Writable;
+  digestOut: Writable;
+  compression: Compression;
+  level: number;
+  onProgress: (bytes: number) => void;
+}
+
+/** Produces a generation's diff and digest; local and remote sources implement it. */
 export interface Dumper {
   /** What the manifest and logs call the source. */
   description: string;
   /** Size in bytes when known in advance (for progress). */
   size: number | null;
-  dump(input: {
-    blocksize: number;
-    oldDigest: DigestCursor | null;
-    output: DumpOutput;
-    onProgress: (bytes: number) => void;
-  }): Promise<DumpResult & { mysql?: MysqlCoordinates | null }>;
+  /** Resolves when both outputs are completely written (and ended). */
+  dump(req: DumpRequest): Promise<DumpResult & { mysql?: MysqlCoordinates | null }>;
   close(): Promise<void>;
 }
 
@@ -37,8 +43,6 @@ export interface BackupOptions {
   dumper: Dumper;
   compression: Compression;
   level: number;
-  /** Compresses gzip/zstd pieces (inline or in workers). */
-  pieces: PieceCompressor;
   /** `--block-size`: only for a new chain; must match an existing one. */
   blocksize: number | null;
   log: RunLog;
@@ -73,7 +77,6 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     const digestPath = chain.digestPath(gen);
     const diffOut = new FdWritable(pending.create(diffPath), { sync: true });
     const digestOut = new FdWritable(pending.create(digestPath), { sync: true });
-    const output = createDumpOutput(diffOut, digestOut, o.compression, o.level, o.pieces);
     log.info(
       `backup ${chain.name} generation ${gen} (${prev === 0 ? "full" : `incremental over ${prev}`}) ` +
         `from ${o.dumper.description}`,
@@ -82,16 +85,19 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     const progress = new Progress(`${chain.name}.${gen}`, o.dumper.size);
     let result;
     try {
-      await output.begin(blocksize);
       result = await o.dumper.dump({
         blocksize,
-        oldDigest: old?.cursor ?? null,
-        output,
+        oldDigest: old,
+        oldDigestPath: old ? chain.digestPath(prev) : null,
+        diffOut,
+        digestOut,
+        compression: o.compression,
+        level: o.level,
         onProgress: (b) => progress.update(b),
       });
-      await output.finish();
     } catch (err) {
-      output.abort();
+      diffOut.destroy();
+      digestOut.destroy();
       throw describeIoError(`backup of ${o.dumper.description} into ${diffPath}`, err);
     } finally {
       progress.end();

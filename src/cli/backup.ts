@@ -3,11 +3,13 @@ import { runBackup } from "../archiver/backup.ts";
 import { onCleanup } from "../cleanup.ts";
 import { checkLevel, DEFAULT_LEVEL, parseCompression } from "../compress/codec.ts";
 import { createParallelism } from "../engine/parallel.ts";
-import { UsageError } from "../errors.ts";
 import { checkBlocksize } from "../format/digest.ts";
 import { RunLog } from "../log/cronlog.ts";
 import { formatBytes, formatDuration, formatRate } from "../log/format.ts";
 import { localDumper } from "../source/local_dumper.ts";
+import { remoteDumper } from "../source/remote_dumper.ts";
+import { parseSource } from "../source/spec.ts";
+import { defaultKnownHosts } from "../ssh/connect.ts";
 import { Chain } from "../store/chain.ts";
 import { RunLock } from "../store/lock.ts";
 import { expectPositionals, intOpt, sizeOpt, stringOpt } from "./args.ts";
@@ -23,7 +25,9 @@ Takes generation N+1 of backup chain NAME (a path: DIR/NAME; files NAME.N[.gz|.l
 NAME.N.json, NAME.ver). Generation 1 holds every block; later ones hold the blocks whose MD5 changed.
 Files are written under temporary names and published atomically; NAME.ver is updated last.
 
-SOURCE   a local file or block device
+SOURCE   a local file or block device, or a remote one: [user@]host[:port]:/path or ssh://user@host:port/path
+         (over one SSH connection; the remote host needs nothing installed: blockdiff runs itself there
+         as its agent, uploaded once into ~/.cache/blockdiff/, and hashes and compresses on that host)
 
 options:
   --compress KIND       gzip, lzop, zstd or none (default none); extension .gz, .lzop, .zst
@@ -34,11 +38,17 @@ options:
   --lock FILE           fail at once (exit 4) if another run holds FILE
   --log FILE            append timestamped lines about the run to FILE
   --json                print a JSON summary on stdout
+  -i, --identity FILE   SSH private key (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and SSH_AUTH_SOCK)
+  --known-hosts FILE    default ~/.ssh/known_hosts; a changed host key is always refused
+  --accept-new-host-key accept and record the key of a host not in known_hosts
   -h, --help            this help
+
+environment: SSH_BLOCKDIFF_PREFIX runs the remote agent under a prefix, e.g. "ionice -c3 nice -n19"
 
 examples:
   blockdiff backup /backup/db /dev/vg0/mysql --compress zstd
-  blockdiff backup /backup/db /dev/vg0/mysql --monthly --lock /backup/db.lock --log /backup/db.log`,
+  blockdiff backup /backup/db /dev/vg0/mysql --monthly --lock /backup/db.lock --log /backup/db.log
+  blockdiff backup /backup/web root@web1:/srv/data.img --compress zstd`,
   options: [
     HELP_OPTION,
     JSON_OPTION,
@@ -48,6 +58,9 @@ examples:
     { name: "monthly", kind: "flag" },
     { name: "lock", kind: "value" },
     { name: "log", kind: "value" },
+    { name: "identity", short: "i", kind: "value" },
+    { name: "known-hosts", kind: "value" },
+    { name: "accept-new-host-key", kind: "flag" },
   ],
   async run(args) {
     const [nameArg, sourceArg] = expectPositionals(args, 2, 2, "blockdiff backup NAME SOURCE [options]");
@@ -57,9 +70,7 @@ examples:
     if (explicitBs !== null) checkBlocksize(explicitBs, "--block-size");
     const envBs = process.env.BLOCKSIZE ? Number(process.env.BLOCKSIZE) : null;
     if (envBs !== null) checkBlocksize(envBs, "BLOCKSIZE");
-    if (looksRemote(sourceArg)) {
-      throw new UsageError(`remote sources (${sourceArg}) are not supported by this version yet`);
-    }
+    const source = parseSource(sourceArg);
     const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
     const log = new RunLog(stringOpt(args, "log") ?? null);
     const lockPath = stringOpt(args, "lock");
@@ -71,9 +82,12 @@ examples:
       const blocksize = explicitBs ?? (chain.readVersion() === 0 ? envBs : null);
       const s = await runBackup({
         chain,
-        dumper: localDumper(sourceArg, par.hasher),
+        dumper: source.kind === "local" ? localDumper(source.path, par) : await remoteDumper(source, {
+          identity: stringOpt(args, "identity") ?? null,
+          knownHosts: stringOpt(args, "known-hosts") ?? defaultKnownHosts(),
+          acceptNewHostKey: args.opts.has("accept-new-host-key"),
+        }, (line) => log.info(line)),
         compression,
-        pieces: par.compress,
         level,
         blocksize,
         log,
@@ -100,9 +114,4 @@ examples:
 
 function monthSuffix(d: Date): string {
   return `-${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, "0")}`;
-}
-
-/** `host:/path`, `user@host:/path`, `host:port:/path`, `ssh://...` */
-function looksRemote(s: string): boolean {
-  return s.startsWith("ssh://") || /^[^/]+:/.test(s);
 }

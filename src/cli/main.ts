@@ -3,6 +3,7 @@ import process from "node:process";
 import { installSignalHandlers, runCleanups } from "../cleanup.ts";
 import { BlockdiffError, EXIT } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { agentCommand } from "../../agent/agent.ts";
 import { parseArgs } from "./args.ts";
 import { backupCommand } from "./backup.ts";
 import type { Command } from "./command.ts";
@@ -19,6 +20,7 @@ const COMMANDS: Command[] = [
   listCommand,
   dumpCommand,
   mergeCommand,
+  agentCommand,
 ];
 
 function usage(): string {

@@ -6,6 +6,7 @@
  */
 import { Transform, type TransformCallback } from "node:stream";
 import * as zlib from "node:zlib";
+import { concatBytes } from "../io/bytes.ts";
 
 const ZSTD_MAGIC = 0xfd2fb528;
 type ZstdSync = { zstdDecompressSync(b: Uint8Array): Uint8Array };
@@ -41,7 +42,7 @@ export class ZstdFrameDecompress extends Transform {
 
   override _transform(chunk: Uint8Array, _enc: string, cb: TransformCallback): void {
     try {
-      this.#pending = this.#pending.length ? concat(this.#pending, chunk) : chunk;
+      this.#pending = this.#pending.length ? concatBytes(this.#pending, chunk) : chunk;
       for (let len = frameLength(this.#pending); len > 0; len = frameLength(this.#pending)) {
         const frame = this.#pending.subarray(0, len);
         if (frame[0] === 0x28) this.push((zlib as unknown as ZstdSync).zstdDecompressSync(frame));
@@ -56,11 +57,4 @@ export class ZstdFrameDecompress extends Transform {
   override _flush(cb: TransformCallback): void {
     cb(this.#pending.length ? new Error("zstd: unexpected end of file (truncated frame)") : null);
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

@@ -1,0 +1,117 @@
+/**
+ * `blockdiff agent dump ...`: the remote side of a backup. Reads the old digest on stdin, runs the engine's
+ * loop over PATH (hashing and compressing here, on the database host), and writes frames on stdout
+ * (src/format/agent_frames.ts). Nothing is written to the remote disk.
+ */
+import process from "node:process";
+import { Writable } from "node:stream";
+import { intOpt, type ParsedArgs, stringOpt } from "../src/cli/args.ts";
+import type { Command } from "../src/cli/command.ts";
+import { checkLevel, parseCompression } from "../src/compress/codec.ts";
+import { dumpBlocks } from "../src/engine/dump.ts";
+import { createDumpOutput } from "../src/engine/dump_output.ts";
+import { createParallelism } from "../src/engine/parallel.ts";
+import { BlockdiffError, UsageError } from "../src/errors.ts";
+import { FRAME, frameHeader, type Trailer } from "../src/format/agent_frames.ts";
+import { decodeBlocksize, HEADER_SIZE } from "../src/format/digest.ts";
+import { DigestCursor } from "../src/format/digest_cursor.ts";
+import { FdSource, readFull } from "../src/io/byte_source.ts";
+import { FdWritable, writeConsumed } from "../src/io/sink.ts";
+import { openLocalSource } from "../src/source/local.ts";
+
+const OPTIONS = [
+  { name: "block-size", kind: "value" as const },
+  { name: "compress", kind: "value" as const },
+  { name: "compress-level", kind: "value" as const },
+  { name: "old-digest-on-stdin", kind: "flag" as const },
+];
+
+export const agentCommand: Command = {
+  name: "agent",
+  summary: "internal: the remote side of a backup over SSH",
+  help:
+    `usage: blockdiff agent dump --block-size N --compress KIND --compress-level N [--old-digest-on-stdin] PATH
+
+Internal: started over SSH by 'blockdiff backup' on the host that holds the source. Writes framed diff
+and digest data on stdout; reads the previous generation's digest on stdin.`,
+  options: [{ name: "help", short: "h", kind: "flag" }, ...OPTIONS],
+  async run(args) {
+    if (args.positionals[0] !== "dump") throw new UsageError("agent: expected 'dump'");
+    const out = new FdWritable(1, { sync: false });
+    const frame = (type: number, payload: Uint8Array) => {
+      out.write(frameHeader(type, payload.length)); // header and payload are queued back to back
+      return writeConsumed(out, payload);
+    };
+    try {
+      const trailer = await agentDump(args, frame);
+      await frame(FRAME.trailer, new TextEncoder().encode(JSON.stringify(trailer)));
+    } catch (err) {
+      const msg = err instanceof BlockdiffError ? err.message : `agent: ${(err as Error)?.message ?? err}`;
+      await frame(FRAME.error, new TextEncoder().encode(msg)).catch(() => {});
+      process.stderr.write(`blockdiff agent: ${msg}\n`);
+      return err instanceof BlockdiffError ? err.exitCode : 1;
+    } finally {
+      await new Promise<void>((r) => out.end(r));
+    }
+    return 0;
+  },
+};
+
+type FrameFn = (type: number, payload: Uint8Array) => Promise<void>;
+
+async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
+  if (args.positionals.length !== 2) throw new UsageError("agent dump: expected one PATH");
+  const blocksize = intOpt(args, "block-size")!;
+  const compression = parseCompression(stringOpt(args, "compress") ?? "none");
+  const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? 0);
+  let old: DigestCursor | null = null;
+  if (args.opts.has("old-digest-on-stdin")) {
+    const src = new FdSource(0, false);
+    const head = new Uint8Array(HEADER_SIZE);
+    const bs = decodeBlocksize(
+      head.subarray(0, await readFull(src, head, 0, HEADER_SIZE)),
+      "old digest on stdin",
+    );
+    if (bs !== blocksize) throw new UsageError(`old digest has block size ${bs}, expected ${blocksize}`);
+    old = new DigestCursor(src, "old digest on stdin");
+  }
+  const opened = openLocalSource(args.positionals[1]);
+  const par = createParallelism();
+  let diffBytes = 0, digestBytes = 0;
+  const framed = (type: number, count: (n: number) => void) =>
+    new Writable({
+      highWaterMark: 0,
+      write(chunk: Uint8Array, _enc, cb) {
+        count(chunk.length);
+        frame(type, chunk).then(() => cb(), cb);
+      },
+    });
+  const output = createDumpOutput(
+    framed(FRAME.diff, (n) => diffBytes += n),
+    framed(FRAME.digest, (n) => digestBytes += n),
+    compression,
+    level,
+    par.compress,
+  );
+  try {
+    let lastReport = 0;
+    await output.begin(blocksize);
+    const r = await dumpBlocks({
+      source: opened.source,
+      blocksize,
+      oldDigest: old,
+      hasher: par.hasher,
+      sinks: output.sinks,
+      onProgress: (bytes) => {
+        if (Date.now() - lastReport < 1000) return;
+        lastReport = Date.now();
+        void frame(FRAME.progress, new TextEncoder().encode(JSON.stringify({ bytes })));
+      },
+    });
+    await output.finish();
+    return { ...r, diffBytes, digestBytes };
+  } finally {
+    await opened.source.close();
+    await par.close();
+  }
+}

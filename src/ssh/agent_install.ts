@@ -1,0 +1,58 @@
+/**
+ * How to start the agent on the remote host. The compiled binary: a `blockdiff` of the same version on the
+ * remote PATH, else this very executable, uploaded once into ~/.cache/blockdiff/SHA256/ (mode 0700) and
+ * verified by its hash. From source (deno run), the same command line as here: the remote must be this
+ * machine or hold the same checkout (that is what the tests do).
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import process from "node:process";
+import { BlockdiffError } from "../errors.ts";
+import { isCompiledBinary, selfCommand } from "../runtime.ts";
+import { VERSION } from "../version.ts";
+import type { SshConnection } from "./connect.ts";
+import { shellCommand } from "./quote.ts";
+
+export interface AgentLocation {
+  /** Shell text that runs the agent (already quoted). */
+  command: string;
+  how: "found" | "cached" | "uploaded" | "source";
+}
+
+export async function locateAgent(conn: SshConnection, log: (line: string) => void): Promise<AgentLocation> {
+  if (!isCompiledBinary()) return { command: shellCommand(selfCommand()), how: "source" };
+  const found = await conn.run("blockdiff --version 2>/dev/null");
+  if (found.code === 0 && found.stdout.toString().trim() === `blockdiff ${VERSION}`) {
+    return { command: "blockdiff", how: "found" };
+  }
+  const sha = await fileSha256(process.execPath);
+  const dir = `"$HOME/.cache/blockdiff/${sha}"`;
+  const command = `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
+  const check = await conn.run(
+    `test -x ${command} && echo "${sha}  "${command} | sha256sum -c --status && echo cached`,
+  );
+  if (check.stdout.toString().trim() === "cached") return { command, how: "cached" };
+  log(`uploading blockdiff ${VERSION} to ${conn.target} (${dir})`);
+  const tmp = `"$HOME/.cache/blockdiff/${sha}/blockdiff.upload.$$"`;
+  const up = await conn.run(
+    `umask 077 && mkdir -p ${dir} && chmod 700 "$HOME/.cache/blockdiff" ${dir} && cat > ${tmp} && ` +
+      `echo "${sha}  "${tmp} | sha256sum -c --status && chmod 700 ${tmp} && mv -f ${tmp} ${command} || ` +
+      `{ rm -f ${tmp}; exit 1; }`,
+    fs.createReadStream(process.execPath),
+  );
+  if (up.code !== 0) {
+    throw new BlockdiffError(
+      `uploading the agent to ${conn.target} failed: ${up.stderr.trim() || `exit ${up.code}`}`,
+    );
+  }
+  return { command, how: "uploaded" };
+}
+
+let selfSha: string | null = null;
+
+async function fileSha256(p: string): Promise<string> {
+  if (selfSha) return selfSha;
+  const h = createHash("sha256");
+  for await (const chunk of fs.createReadStream(p, { highWaterMark: 1 << 20 })) h.update(chunk);
+  return selfSha = h.digest("hex");
+}
