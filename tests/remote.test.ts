@@ -1,0 +1,171 @@
+/** Remote backups over a real loopback sshd: host keys, quoting, agent upload, truncated output. */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { after, before, describe, it } from "node:test";
+import {
+  BINARY,
+  changeBlocks,
+  expectFailure,
+  listDir,
+  pseudoRandom,
+  run,
+  type Target,
+  targets,
+  tempDir,
+} from "./helpers.ts";
+import { type Sshd, sshdAvailable, startSshd } from "./sshd.ts";
+
+const BS = 4096;
+
+describe(
+  "remote backups over SSH",
+  { skip: !sshdAvailable() && !process.env.CI && "needs root and sshd" },
+  () => {
+    let sshd: Sshd;
+    let dir = "";
+    before(async () => {
+      sshd = await startSshd();
+      dir = tempDir();
+    });
+    after(() => {
+      sshd?.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** A source path with spaces, quotes and a command substitution that must never run. */
+    const markerName = `blockdiff-pwned-${process.pid}`; // a remote shell would create it in its cwd (home)
+    const hostile = () =>
+      path.join(dir, `src dir/it's a "file" $(touch ${markerName}) \`touch ${markerName}\`.img`);
+    const url = (p: string) => `root@127.0.0.1:${sshd.port}:${p}`;
+    const sshArgs = (known = sshd.knownHosts) => ["-i", sshd.clientKey, "--known-hosts", known];
+    const remote = (t: Target, args: string[], env: Record<string, string> = {}) =>
+      run(t, args, { cwd: dir, env: { SSH_AUTH_SOCK: "", ...env } });
+
+    for (const t of targets()) {
+      it(`(${t.name}) full + incrementals of a hostile path restore exactly; nothing runs on the remote`, async () => {
+        fs.mkdirSync(path.join(dir, "src dir"), { recursive: true });
+        const src = hostile();
+        const versions: Buffer[] = [];
+        for (const [i, compression] of ["none", "gzip", "zstd"].entries()) {
+          if (i === 0) fs.writeFileSync(src, pseudoRandom(BS * 40 + 77, 1));
+          else changeBlocks(src, BS, 3 * i, 2, i + 1);
+          versions.push(fs.readFileSync(src));
+          const spec = i === 1 ? `ssh://root@127.0.0.1:${sshd.port}${src}` : url(src);
+          const r = await remote(t, [
+            "backup",
+            `r-${t.name}`,
+            spec,
+            "--block-size",
+            String(BS),
+            "--compress",
+            compression,
+            ...sshArgs(),
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+        }
+        for (let g = 1; g <= 3; g++) {
+          const out = path.join(dir, `r-${t.name}-${g}.img`);
+          assert.equal((await remote(t, ["restore", `r-${t.name}`, out, "-g", String(g)])).code, 0);
+          assert.ok(fs.readFileSync(out).equals(versions[g - 1]), `generation ${g} differs`);
+        }
+        const m = JSON.parse(fs.readFileSync(path.join(dir, `r-${t.name}.3.json`), "utf8"));
+        assert.equal(m.source, url(src));
+        assert.equal(m.blocksChanged, 2);
+        for (const d of [os.homedir(), dir, "/"]) {
+          assert.ok(!fs.existsSync(path.join(d, markerName)), "a remote shell ran the $(...) in the path");
+        }
+      });
+
+      it(`(${t.name}) unknown host refused; --accept-new-host-key records it; a changed key is always refused`, async () => {
+        fs.writeFileSync(path.join(dir, "s.img"), pseudoRandom(BS * 4, 5));
+        const known = path.join(dir, `kh-${t.name}`);
+        const args = (
+          extra: string[] = [],
+        ) => ["backup", `k-${t.name}`, url(path.join(dir, "s.img")), ...sshArgs(known), ...extra];
+        expectFailure(
+          await remote(t, args()),
+          1,
+          /unknown host key \(not in .*\); check it and run again with --accept-new-host-key/,
+        );
+        assert.ok(!listDir(dir).some((f) => f.startsWith(`k-${t.name}.`)), "a refused run left files");
+        assert.equal((await remote(t, args(["--accept-new-host-key"]))).code, 0);
+        assert.match(
+          fs.readFileSync(known, "utf8"),
+          new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 `),
+        );
+        assert.equal((await remote(t, args())).code, 0, "a recorded key is accepted without the flag");
+        const other = path.join(dir, `other-${t.name}`);
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]);
+        const otherKey = fs.readFileSync(other + ".pub", "utf8").split(" ").slice(0, 2).join(" ");
+        fs.writeFileSync(known, `[127.0.0.1]:${sshd.port} ${otherKey}\n`);
+        expectFailure(
+          await remote(t, args(["--accept-new-host-key"])),
+          1,
+          /host key does not match .*possible man-in-the-middle/,
+        );
+        assert.equal(fs.readFileSync(path.join(dir, `k-${t.name}.ver`), "utf8"), "2\n");
+      });
+
+      it(`(${t.name}) truncated agent output fails the run and keeps .ver; SSH_BLOCKDIFF_PREFIX is used`, async () => {
+        fs.writeFileSync(path.join(dir, "t.img"), pseudoRandom(BS * 64, 6));
+        const args = [
+          "backup",
+          `t-${t.name}`,
+          url(path.join(dir, "t.img")),
+          "--block-size",
+          String(BS),
+          ...sshArgs(),
+        ];
+        assert.equal((await remote(t, args, { SSH_BLOCKDIFF_PREFIX: "nice -n 5" })).code, 0);
+        changeBlocks(path.join(dir, "t.img"), BS, 0, 30, 7);
+        const cut = `sh -c '"$@" | head -c 60000' sh`;
+        expectFailure(
+          await remote(t, args, { SSH_BLOCKDIFF_PREFIX: cut }),
+          3,
+          /agent output from .* is truncated/,
+        );
+        assert.equal(fs.readFileSync(path.join(dir, `t-${t.name}.ver`), "utf8"), "1\n");
+        assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")));
+        const flip = `sh -c '"$@" | head -c 60000; printf "\\\\377"' sh`;
+        expectFailure(
+          await remote(t, args, { SSH_BLOCKDIFF_PREFIX: flip }),
+          3,
+          /agent output corrupt|truncated/,
+        );
+        assert.equal((await remote(t, args)).code, 0, "the next run succeeds");
+        assert.equal((await remote(t, ["verify", `t-${t.name}`])).code, 0);
+      });
+
+      it(`(${t.name}) a missing remote source fails with one clear line`, async () => {
+        const r = await remote(t, ["backup", `m-${t.name}`, url("/nonexistent/x.img"), ...sshArgs()]);
+        expectFailure(r, 1, /cannot read remote source .*\/nonexistent\/x\.img: .*No such file/);
+      });
+    }
+
+    it("(binary) uploads itself once into ~/.cache/blockdiff/SHA256 (mode 0700), verified by hash", async (ctx) => {
+      const t = targets().find((x) => x.name === "binary");
+      if (!t) return ctx.skip("binary not built");
+      const sha = createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
+      const cache = path.join(os.homedir(), ".cache", "blockdiff");
+      fs.rmSync(path.join(cache, sha), { recursive: true, force: true });
+      fs.writeFileSync(path.join(dir, "u.img"), pseudoRandom(BS * 8, 8));
+      const args = ["backup", "up", url(path.join(dir, "u.img")), "--log", "up.log", ...sshArgs()];
+      assert.equal((await remote(t, args)).code, 0);
+      assert.match(fs.readFileSync(path.join(dir, "up.log"), "utf8"), /uploading blockdiff/);
+      for (const d of [cache, path.join(cache, sha)]) assert.equal(fs.statSync(d).mode & 0o777, 0o700, d);
+      const uploaded = path.join(cache, sha, "blockdiff");
+      assert.equal(createHash("sha256").update(fs.readFileSync(uploaded)).digest("hex"), sha);
+      assert.equal((await remote(t, args)).code, 0);
+      assert.equal(
+        fs.readFileSync(path.join(dir, "up.log"), "utf8").match(/uploading/g)?.length,
+        1,
+        "uploaded twice",
+      );
+    });
+  },
+);

@@ -1,0 +1,98 @@
+/** A real OpenSSH sshd on 127.0.0.1 with its own config, host key and authorized key (SPEC §7). */
+import { execFileSync, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import process from "node:process";
+import { tempDir } from "./helpers.ts";
+
+export interface Sshd {
+  port: number;
+  dir: string;
+  clientKey: string;
+  /** A known_hosts file that holds this server's key. */
+  knownHosts: string;
+  /** The server's public key line ("ssh-ed25519 AAAA..."). */
+  hostKeyLine: string;
+  stop(): void;
+}
+
+export function sshdAvailable(): boolean {
+  return fs.existsSync("/usr/sbin/sshd") && typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+export async function startSshd(): Promise<Sshd> {
+  const dir = tempDir("blockdiff-sshd-");
+  const keygen = (f: string) =>
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, f)]);
+  keygen("host_key");
+  keygen("client_key");
+  fs.copyFileSync(path.join(dir, "client_key.pub"), path.join(dir, "authorized_keys"));
+  fs.mkdirSync("/run/sshd", { recursive: true });
+  const port = await freePort();
+  fs.writeFileSync(
+    path.join(dir, "sshd_config"),
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${dir}/host_key`,
+      `PidFile ${dir}/sshd.pid`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "UsePAM no",
+      "StrictModes no",
+      "MaxStartups 50",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(dir, "sshd_config")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr!.on("data", (d) => log += d);
+  await waitForPort(port, () => log);
+  const hostKeyLine = fs.readFileSync(path.join(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2)
+    .join(" ");
+  const knownHosts = path.join(dir, "known_hosts");
+  fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostKeyLine}\n`);
+  return {
+    port,
+    dir,
+    clientKey: path.join(dir, "client_key"),
+    knownHosts,
+    hostKeyLine,
+    stop() {
+      child.kill("SIGTERM");
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+async function waitForPort(port: number, log: () => string): Promise<void> {
+  const until = Date.now() + 10000;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, "127.0.0.1", () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`sshd did not start: ${log()}`);
+}
