@@ -12,7 +12,7 @@ import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { FRAME, FrameParser, type Trailer } from "../format/agent_frames.ts";
 import { DIGEST_SIZE, HEADER_SIZE } from "../format/digest.ts";
 import { writeConsumed } from "../io/sink.ts";
-import { locateAgent } from "../ssh/agent_install.ts";
+import { locateAgent, selfSha256 } from "../ssh/agent_install.ts";
 import { SshConnection, type SshOptions } from "../ssh/connect.ts";
 import { shellCommand, shellQuote } from "../ssh/quote.ts";
 import { describeSource, type SourceSpec } from "./spec.ts";
@@ -24,6 +24,7 @@ export async function remoteDumper(
   ssh: Omit<SshOptions, "host" | "port" | "user">,
   log: (line: string) => void,
 ): Promise<Dumper> {
+  selfSha256().catch(() => {}); // hashing the executable overlaps the handshake (awaited by locateAgent)
   const conn = await SshConnection.connect({ ...ssh, host: spec.host, port: spec.port, user: spec.user });
   const description = describeSource(spec);
   try {

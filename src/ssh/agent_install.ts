@@ -25,7 +25,7 @@ export async function locateAgent(conn: SshConnection, log: (line: string) => vo
   if (found.code === 0 && found.stdout.toString().trim() === `blockdiff ${VERSION}`) {
     return { command: "blockdiff", how: "found" };
   }
-  const sha = await fileSha256(process.execPath);
+  const sha = await selfSha256();
   const dir = `"$HOME/.cache/blockdiff/${sha}"`;
   const command = `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
   const check = await conn.run(
@@ -48,11 +48,16 @@ export async function locateAgent(conn: SshConnection, log: (line: string) => vo
   return { command, how: "uploaded" };
 }
 
-let selfSha: string | null = null;
+let selfSha: Promise<string> | null = null;
 
-async function fileSha256(p: string): Promise<string> {
-  if (selfSha) return selfSha;
-  const h = createHash("sha256");
-  for await (const chunk of fs.createReadStream(p, { highWaterMark: 1 << 20 })) h.update(chunk);
-  return selfSha = h.digest("hex");
+/** SHA-256 of this executable, computed once; call early so it overlaps the SSH handshake. */
+export function selfSha256(): Promise<string> {
+  if (!isCompiledBinary()) return Promise.resolve("");
+  return selfSha ??= (async () => {
+    const h = createHash("sha256");
+    for await (const chunk of fs.createReadStream(process.execPath, { highWaterMark: 1 << 20 })) {
+      h.update(chunk);
+    }
+    return h.digest("hex");
+  })();
 }
