@@ -82,6 +82,25 @@ for (const t of targets()) {
       assert.ok(!listDir(dir).some((f) => f.startsWith("x.")), "a failed first run left files");
     });
 
+    it("a restore into a missing directory fails clearly and leaves nothing", async () => {
+      await twoGenerations(t, dir, "nodir");
+      expectFailure(
+        await run(t, ["restore", "nodir", "missing-dir/out.img"], { cwd: dir }),
+        1,
+        /creating missing-dir\/out\.img\.tmp-\d+: no such file or directory/,
+      );
+      expectFailure(
+        await run(t, ["restore", "nodir", "."], { cwd: dir }),
+        1,
+        /restore target \. is a directory/,
+      );
+      expectFailure(
+        await run(t, ["restore", "nodir", "o.img", "-g", "3"], { cwd: dir }),
+        2,
+        /generation 3 does not exist/,
+      );
+    });
+
     it("a garbage .ver stops backup and restore without touching anything", async () => {
       await twoGenerations(t, dir, "garb");
       fs.writeFileSync(path.join(dir, "garb.ver"), "two\n");

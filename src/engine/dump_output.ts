@@ -15,8 +15,6 @@ export interface DumpOutput {
   finish(): Promise<void>;
   /** Tears the streams down after a failure. */
   abort(): void;
-  /** Records written to the diff. */
-  readonly records: number;
 }
 
 export function createDumpOutput(
@@ -48,9 +46,6 @@ export function createDumpOutput(
   const diff = new DiffWriter((b) => diffBuf.write(b));
 
   return {
-    get records() {
-      return diff.records;
-    },
     sinks: {
       changed: (offset, block) => {
         const p = diff.record(offset, block); // errors can only come from a flush, which is async

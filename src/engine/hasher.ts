@@ -1,4 +1,4 @@
-/** MD5 of each block of a buffer. One implementation here; a worker pool can implement the same interface. */
+/** MD5 of each block of a buffer; parallel.ts runs it inline or in worker threads behind BlockHasher. */
 import { createHash } from "node:crypto";
 import { DIGEST_SIZE } from "../format/digest.ts";
 
@@ -19,15 +19,5 @@ export function md5Into(block: Uint8Array, out: Uint8Array, at: number): void {
 export function hashBlocksSync(buf: Uint8Array, len: number, blocksize: number, out: Uint8Array): void {
   for (let off = 0, i = 0; off < len; off += blocksize, i++) {
     md5Into(buf.subarray(off, Math.min(off + blocksize, len)), out, i * DIGEST_SIZE);
-  }
-}
-
-export class InlineHasher implements BlockHasher {
-  hashBlocks(buf: Uint8Array, len: number, blocksize: number, out: Uint8Array): Promise<void> {
-    hashBlocksSync(buf, len, blocksize, out);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
   }
 }

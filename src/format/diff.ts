@@ -78,7 +78,6 @@ export class DiffReader {
 /** Writes a diff stream: the block size header, then records. */
 export class DiffWriter {
   #hdr = new Uint8Array(RECORD_HEADER_SIZE);
-  records = 0;
 
   /** `write` copies the bytes or consumes them before it resolves (the header buffer is reused). */
   constructor(private readonly write: (bytes: Uint8Array) => void | Promise<void>) {}
@@ -89,7 +88,6 @@ export class DiffWriter {
 
   /** Synchronous while the writer has room (the hot path); a promise when it had to flush. */
   record(offset: number, block: Uint8Array): void | Promise<void> {
-    this.records++;
     const p = this.write(encodeRecordHeader(offset, this.#hdr));
     if (p) return p.then(() => this.write(block));
     return this.write(block);

@@ -39,8 +39,3 @@ export function digestBlockCount(fileSize: number, what: string): number {
   }
   return (fileSize - HEADER_SIZE) / DIGEST_SIZE;
 }
-
-/** Number of blocks a source of `size` bytes has at `blocksize`. */
-export function blockCount(size: number, blocksize: number): number {
-  return Math.ceil(size / blocksize);
-}
