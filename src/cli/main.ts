@@ -10,6 +10,7 @@ import type { Command } from "./command.ts";
 import { dumpCommand } from "./dump.ts";
 import { listCommand } from "./list.ts";
 import { mergeCommand } from "./merge.ts";
+import { mysqllockCommand } from "./mysqllock.ts";
 import { restoreCommand } from "./restore.ts";
 import { verifyCommand } from "./verify.ts";
 
@@ -20,6 +21,7 @@ const COMMANDS: Command[] = [
   listCommand,
   dumpCommand,
   mergeCommand,
+  mysqllockCommand,
   agentCommand,
 ];
 

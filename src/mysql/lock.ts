@@ -1,0 +1,143 @@
+/**
+ * FLUSH TABLES WITH READ LOCK, bounded: lock_wait_timeout plus a watchdog that KILLs the FTWRL query from a
+ * second connection when it waits longer (a long-running query would otherwise make FTWRL block every
+ * write behind it). Retried a few times, then a clear failure. The lock goes with the connection: closing
+ * it (also at exit or on a signal) releases it.
+ */
+import mysql from "mysql2/promise";
+import { BlockdiffError } from "../errors.ts";
+import type { MysqlCoordinates } from "../format/manifest.ts";
+import type { MysqlConnectionOptions } from "./credentials.ts";
+
+export interface LockOptions {
+  /** Seconds FTWRL may wait before it is abandoned. */
+  waitTimeout: number;
+  /** Further attempts after the first. */
+  retries: number;
+  retryDelayMs: number;
+}
+
+type Conn = mysql.Connection;
+type Row = Record<string, unknown>;
+
+export class MysqlLock {
+  #lockedAt: number;
+  #released = false;
+
+  private constructor(private readonly conn: Conn, readonly binlog: Omit<MysqlCoordinates, "lockHeldMs">) {
+    this.#lockedAt = Date.now();
+  }
+
+  static async acquire(
+    opts: MysqlConnectionOptions,
+    o: LockOptions,
+    log: (l: string) => void,
+  ): Promise<MysqlLock> {
+    const conn = await connect(opts);
+    let killer: Conn | null = null;
+    try {
+      killer = await connect(opts);
+      await conn.query("SET SESSION lock_wait_timeout = ?", [o.waitTimeout]);
+      const [[{ id }]] = await conn.query("SELECT CONNECTION_ID() AS id") as unknown as [[{ id: number }]];
+      for (let attempt = 1;; attempt++) {
+        const k = killer;
+        const watchdog = setTimeout(
+          () => void k.query(`KILL QUERY ${Number(id)}`).catch(() => {}),
+          o.waitTimeout * 1000 + 250,
+        );
+        try {
+          await conn.query("FLUSH TABLES WITH READ LOCK");
+          clearTimeout(watchdog);
+          break;
+        } catch (err) {
+          clearTimeout(watchdog);
+          const e = err as { errno?: number; message?: string };
+          if (e.errno !== 1317 && e.errno !== 1205) throw describeMysqlError(opts, err);
+          const left = o.retries - attempt + 1;
+          log(
+            `FLUSH TABLES WITH READ LOCK not granted within ${o.waitTimeout}s (attempt ${attempt}); ${left} left`,
+          );
+          if (left <= 0) {
+            throw new BlockdiffError(
+              `MySQL: FLUSH TABLES WITH READ LOCK not granted within ${o.waitTimeout}s in ${attempt} attempts ` +
+                `(a long-running query?); gave up so writes are not held up`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, o.retryDelayMs));
+        }
+      }
+      return new MysqlLock(conn, await readCoordinates(conn));
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    } finally {
+      killer?.destroy();
+    }
+  }
+
+  /** UNLOCK TABLES and close; returns the coordinates with how long the lock was held. */
+  async release(): Promise<MysqlCoordinates> {
+    const lockHeldMs = Date.now() - this.#lockedAt;
+    if (!this.#released) {
+      this.#released = true;
+      try {
+        await this.conn.query("UNLOCK TABLES");
+        await this.conn.end();
+      } catch {
+        this.conn.destroy(); // closing the connection releases the lock too
+      }
+    }
+    return { ...this.binlog, lockHeldMs };
+  }
+
+  /** Synchronous release for signal handlers: the server drops the lock with the connection. */
+  destroy(): void {
+    this.#released = true;
+    this.conn.destroy();
+  }
+}
+
+async function connect(opts: MysqlConnectionOptions): Promise<Conn> {
+  try {
+    return await mysql.createConnection({ ...opts, connectTimeout: 10000 });
+  } catch (err) {
+    throw describeMysqlError(opts, err);
+  }
+}
+
+async function readCoordinates(conn: Conn): Promise<Omit<MysqlCoordinates, "lockHeldMs">> {
+  const [rows] = await conn.query("SHOW MASTER STATUS") as unknown as [Row[]];
+  const gtid = await firstValue(conn, [
+    "SELECT @@GLOBAL.gtid_binlog_pos AS v",
+    "SELECT @@GLOBAL.gtid_executed AS v",
+  ]);
+  return {
+    binlogFile: rows[0] ? String(rows[0].File) : null,
+    binlogPosition: rows[0] ? Number(rows[0].Position) : null,
+    gtid: gtid || null,
+  };
+}
+
+async function firstValue(conn: Conn, queries: string[]): Promise<string | null> {
+  for (const q of queries) {
+    try {
+      const [rows] = await conn.query(q) as unknown as [Row[]];
+      return rows[0]?.v == null ? null : String(rows[0].v);
+    } catch { /* not this server's variable */ }
+  }
+  return null;
+}
+
+function describeMysqlError(opts: MysqlConnectionOptions, err: unknown): BlockdiffError {
+  const e = err as { code?: string; message?: string };
+  const where = opts.socketPath ?? `${opts.host}:${opts.port}`;
+  if (e.code === "ER_ACCESS_DENIED_ERROR") {
+    return new BlockdiffError(
+      `MySQL at ${where}: access denied for user ${opts.user} (password from MYSQL_PWD, --password-file or ~/.my.cnf)`,
+    );
+  }
+  if (e.code === "ECONNREFUSED" || e.code === "ENOENT" || e.code === "ETIMEDOUT") {
+    return new BlockdiffError(`MySQL at ${where}: cannot connect (${e.code})`);
+  }
+  return new BlockdiffError(`MySQL at ${where}: ${e.message ?? String(err)}`);
+}
