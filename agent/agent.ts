@@ -18,12 +18,23 @@ import { DigestCursor } from "../src/format/digest_cursor.ts";
 import { FdSource, readFull } from "../src/io/byte_source.ts";
 import { FdWritable, writeConsumed } from "../src/io/sink.ts";
 import { openLocalSource } from "../src/source/local.ts";
+import { onCleanup, runCleanups } from "../src/cleanup.ts";
+import {
+  checkSnapshot,
+  createSnapshot,
+  inspectLv,
+  removeSnapshot,
+  type Snapshot,
+  staleSnapshots,
+} from "../src/snapshot/lvm.ts";
 
 const OPTIONS = [
   { name: "block-size", kind: "value" as const },
   { name: "compress", kind: "value" as const },
   { name: "compress-level", kind: "value" as const },
   { name: "old-digest-on-stdin", kind: "flag" as const },
+  { name: "lvm-snapshot", kind: "value" as const },
+  { name: "lvcreate-prefix", kind: "value" as const },
 ];
 
 export const agentCommand: Command = {
@@ -59,6 +70,8 @@ and digest data on stdout; reads the previous generation's digest on stdin.`,
 
 type FrameFn = (type: number, payload: Uint8Array) => Promise<void>;
 
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
 async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
   if (args.positionals.length !== 2) throw new UsageError("agent dump: expected one PATH");
   const blocksize = intOpt(args, "block-size")!;
@@ -75,7 +88,39 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
     if (bs !== blocksize) throw new UsageError(`old digest has block size ${bs}, expected ${blocksize}`);
     old = new DigestCursor(src, "old digest on stdin");
   }
-  const opened = openLocalSource(args.positionals[1]);
+  const device = args.positionals[1];
+  const snapshotSize = stringOpt(args, "lvm-snapshot");
+  let snap: Snapshot | null = null;
+  const dropSnapshot = () => {
+    const s = snap;
+    snap = null;
+    if (s) removeSnapshot(s);
+  };
+  const unregister = onCleanup(dropSnapshot);
+  // The connection may drop (SIGHUP) or the controller die (EPIPE, SIGPIPE): the snapshot goes on every path.
+  for (const sig of ["SIGHUP", "SIGPIPE"] as const) {
+    process.on(sig, () => {
+      runCleanups();
+      process.exit(128 + (sig === "SIGHUP" ? 1 : 13));
+    });
+  }
+  if (snapshotSize !== undefined) {
+    const { vg, lv } = inspectLv(device);
+    const stale = staleSnapshots(vg, lv);
+    if (stale.length) {
+      await frame(
+        FRAME.log,
+        utf8(`stale snapshots of earlier runs on ${vg}: ${stale.join(", ")} (remove them with lvremove)`),
+      );
+    }
+    const prefix = (stringOpt(args, "lvcreate-prefix") ?? "").split(/\s+/).filter(Boolean);
+    snap = createSnapshot(device, snapshotSize, prefix);
+    await frame(
+      FRAME.log,
+      utf8(`created ${snap.thin ? "thin" : "classic"} snapshot ${snap.vg}/${snap.name}`),
+    );
+  }
+  const opened = openLocalSource(snap ? (snap as Snapshot).device : device);
   const par = createParallelism();
   let diffBytes = 0, digestBytes = 0;
   const framed = (type: number, count: (n: number) => void) =>
@@ -105,13 +150,16 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
       onProgress: (bytes) => {
         if (Date.now() - lastReport < 1000) return;
         lastReport = Date.now();
-        void frame(FRAME.progress, new TextEncoder().encode(JSON.stringify({ bytes })));
+        void frame(FRAME.progress, utf8(JSON.stringify({ bytes })));
       },
     });
     await output.finish();
+    if (snap) checkSnapshot(snap);
     return { ...r, diffBytes, digestBytes };
   } finally {
     await opened.source.close();
     await par.close();
+    unregister();
+    dropSnapshot();
   }
 }

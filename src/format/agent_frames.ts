@@ -1,12 +1,19 @@
 /**
  * The agent's stdout: frames `u8 type, u32le length, payload`. 'D' diff bytes (compressed when asked),
  * 'S' digest bytes, 'P' progress (JSON {bytes}), 'T' trailer (JSON counts, last frame of a good run),
- * 'E' error message. The trailer's counts let the controller detect truncated or corrupted output.
+ * 'E' error message, 'L' a line for the controller's log (e.g. stale snapshots). The trailer's counts let the controller detect truncated or corrupted output.
  */
 import { IntegrityError } from "../errors.ts";
 import { concatBytes } from "../io/bytes.ts";
 
-export const FRAME = { diff: 0x44, digest: 0x53, progress: 0x50, trailer: 0x54, error: 0x45 } as const;
+export const FRAME = {
+  diff: 0x44,
+  digest: 0x53,
+  progress: 0x50,
+  trailer: 0x54,
+  error: 0x45,
+  log: 0x4c,
+} as const;
 export const FRAME_HEADER = 5;
 const MAX_FRAME = 64 << 20;
 

@@ -19,10 +19,17 @@ import { describeSource, type SourceSpec } from "./spec.ts";
 
 export type RemoteSpec = Extract<SourceSpec, { kind: "remote" }>;
 
+/** `--lvm-snapshot`: the agent snapshots the LV (classic: `size`; thin LVs need none) and dumps the snapshot. */
+export interface SnapshotRequest {
+  size: string;
+  lvcreatePrefix: string;
+}
+
 export async function remoteDumper(
   spec: RemoteSpec,
   ssh: Omit<SshOptions, "host" | "port" | "user">,
   log: (line: string) => void,
+  snapshot: SnapshotRequest | null = null,
 ): Promise<Dumper> {
   selfSha256().catch(() => {}); // hashing the executable overlaps the handshake (awaited by locateAgent)
   const conn = await SshConnection.connect({ ...ssh, host: spec.host, port: spec.port, user: spec.user });
@@ -50,6 +57,9 @@ export async function remoteDumper(
           "--compress-level",
           String(req.level),
           ...(req.oldDigestPath ? ["--old-digest-on-stdin"] : []),
+          ...(snapshot
+            ? ["--lvm-snapshot", snapshot.size, "--lvcreate-prefix", snapshot.lvcreatePrefix]
+            : []),
           spec.path,
         ];
         const prefix = process.env.SSH_BLOCKDIFF_PREFIX ?? "";
@@ -78,6 +88,7 @@ export async function remoteDumper(
               await writeConsumed(req.digestOut, f.payload);
             } else if (f.type === FRAME.progress) req.onProgress(JSON.parse(text(f.payload)).bytes);
             else if (f.type === FRAME.trailer) trailer = JSON.parse(text(f.payload));
+            else if (f.type === FRAME.log) log(`${description}: ${text(f.payload)}`);
             else remoteError = text(f.payload);
           }
         }

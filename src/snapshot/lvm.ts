@@ -1,0 +1,101 @@
+/**
+ * LVM snapshot lifecycle on the host that holds the volume (run by the agent there): `sync`, `lvcreate
+ * --snapshot` (classic with a size, thin without one; LVCREATE_PREFIX in front as in the original), a
+ * unique name per run, `lvremove -f` on every path, stale snapshots of crashed runs reported, and a classic
+ * snapshot that overflowed (became invalid) during the dump detected.
+ */
+import { execFileSync } from "node:child_process";
+import process from "node:process";
+import { BlockdiffError } from "../errors.ts";
+
+export const SNAPSHOT_TAG = "bdsnap";
+const LVM_ENV = { ...process.env, LVM_SUPPRESS_FD_WARNINGS: "1" };
+
+export interface Snapshot {
+  vg: string;
+  name: string;
+  device: string;
+  thin: boolean;
+}
+
+function lvm(args: string[]): string {
+  try {
+    return execFileSync(args[0], args.slice(1), {
+      encoding: "utf8",
+      env: LVM_ENV,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; message?: string };
+    const why = (e.stderr ?? "").trim().split("\n").filter((l) => !/WARNING/.test(l)).at(-1) ?? e.message;
+    throw new BlockdiffError(`${args.slice(0, 2).join(" ")}: ${why}`);
+  }
+}
+
+/** Volume group, LV name and type of the LV at `device` (e.g. /dev/vg0/mysql). */
+export function inspectLv(device: string): { vg: string; lv: string; thin: boolean } {
+  const out = lvm(["lvs", "--noheadings", "--separator", "|", "-o", "vg_name,lv_name,segtype", device])
+    .trim();
+  const [vg, lv, segtype] = out.split("|").map((s) => s.trim());
+  if (!vg || !lv) throw new BlockdiffError(`${device} is not an LVM logical volume`);
+  return { vg, lv, thin: segtype === "thin" };
+}
+
+/** Snapshots of `lv` left by earlier runs that did not remove them (crashed hosts, kill -9). */
+export function staleSnapshots(vg: string, lv: string): string[] {
+  const out = lvm(["lvs", "--noheadings", "-o", "lv_name", vg]);
+  return out.split("\n").map((s) => s.trim()).filter((n) => n.startsWith(`${lv}-${SNAPSHOT_TAG}-`));
+}
+
+/** `size`: e.g. "10G" for a classic snapshot; ignored for a thin LV. `prefix`: LVCREATE_PREFIX words. */
+export function createSnapshot(device: string, size: string, prefix: string[]): Snapshot {
+  const { vg, lv, thin } = inspectLv(device);
+  const name = `${lv}-${SNAPSHOT_TAG}-${Date.now().toString(36)}-${process.pid}`;
+  execFileSync("sync");
+  const cmd = [
+    ...prefix,
+    "lvcreate",
+    "-q",
+    "-y",
+    "--snapshot",
+    ...(thin ? [] : ["-L", size]),
+    "-n",
+    name,
+    `${vg}/${lv}`,
+  ];
+  lvm(cmd);
+  const snap = { vg, name, device: `/dev/${vg}/${name}`, thin };
+  if (thin) {
+    try {
+      lvm(["lvchange", "-q", "-ay", "-K", `${vg}/${name}`]);
+    } catch (err) {
+      removeSnapshot(snap);
+      throw err;
+    }
+  }
+  return snap;
+}
+
+/** Fails if a classic snapshot ran out of space (LVM marks it invalid: its data can no longer be trusted). */
+export function checkSnapshot(s: Snapshot): void {
+  if (s.thin) return;
+  const out = lvm([
+    "lvs",
+    "--noheadings",
+    "--separator",
+    "|",
+    "-o",
+    "lv_attr,snap_percent",
+    `${s.vg}/${s.name}`,
+  ]);
+  const [attr, percent] = out.trim().split("|").map((x) => x.trim());
+  if (attr[4] === "I" || Number(percent) >= 100) {
+    throw new BlockdiffError(
+      `snapshot ${s.vg}/${s.name} overflowed during the dump (it is invalid); use a larger --lvm-snapshot size`,
+    );
+  }
+}
+
+export function removeSnapshot(s: Snapshot): void {
+  lvm(["lvremove", "-q", "-f", `${s.vg}/${s.name}`]);
+}
