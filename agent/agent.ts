@@ -156,6 +156,9 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
     await output.finish();
     if (snap) checkSnapshot(snap);
     return { ...r, diffBytes, digestBytes };
+  } catch (err) {
+    if (snap) checkSnapshot(snap); // reading an overflowed snapshot fails with EIO: say why
+    throw err;
   } finally {
     await opened.source.close();
     await par.close();

@@ -4,7 +4,7 @@
  * unique name per run, `lvremove -f` on every path, stale snapshots of crashed runs reported, and a classic
  * snapshot that overflowed (became invalid) during the dump detected.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import process from "node:process";
 import { BlockdiffError } from "../errors.ts";
 
@@ -65,6 +65,7 @@ export function createSnapshot(device: string, size: string, prefix: string[]): 
   ];
   lvm(cmd);
   const snap = { vg, name, device: `/dev/${vg}/${name}`, thin };
+  guard(snap);
   if (thin) {
     try {
       lvm(["lvchange", "-q", "-ay", "-K", `${vg}/${name}`]);
@@ -94,6 +95,20 @@ export function checkSnapshot(s: Snapshot): void {
       `snapshot ${s.vg}/${s.name} overflowed during the dump (it is invalid); use a larger --lvm-snapshot size`,
     );
   }
+}
+
+/**
+ * A detached watcher that removes the snapshot once this process is gone, however it ended (SIGKILL, or the
+ * SIGPIPE of a dropped connection, which the runtime does not let a handler catch). Normally this process
+ * removes it first and the watcher's lvremove finds nothing.
+ */
+function guard(s: Snapshot): void {
+  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; lvremove -q -f "$2" >/dev/null 2>&1';
+  spawn("sh", ["-c", script, "sh", String(process.pid), `${s.vg}/${s.name}`], {
+    detached: true,
+    stdio: "ignore",
+    env: LVM_ENV,
+  }).unref();
 }
 
 export function removeSnapshot(s: Snapshot): void {

@@ -1,0 +1,118 @@
+/** Hot backups of LVM volumes through snapshots, in a User-Mode-Linux guest with real device-mapper. */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import process from "node:process";
+import { after, before, describe, it } from "node:test";
+import { expectFailure, run, type Target, targets, tempDir } from "./helpers.ts";
+import { GUEST, type Guest, startGuest, umlAvailable, VG } from "./uml.ts";
+
+describe(
+  "LVM snapshots in a UML guest",
+  { skip: !umlAvailable() && !process.env.CI && "needs root and UML" },
+  () => {
+    let guest: Guest;
+    let dir = "";
+    before(async () => {
+      guest = await startGuest();
+      dir = tempDir();
+    });
+    after(async () => {
+      await guest?.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    const inNs = (t: Target): Target => ({ name: t.name, cmd: guest.inNs(t.cmd) });
+    const ssh = () => ["-i", guest.clientKey, "--known-hosts", path.join(dir, "kh"), "--accept-new-host-key"];
+    const backup = (t: Target, name: string, lv: string, extra: string[], env: Record<string, string> = {}) =>
+      run(inNs(t), ["backup", name, `root@${GUEST}:/dev/${VG}/${lv}`, ...ssh(), ...extra], { cwd: dir, env });
+    const snapshots = () =>
+      guest.sh(`lvs --noheadings -o lv_name ${VG}`).split("\n").map((s) => s.trim()).filter((s) =>
+        s.includes("bdsnap")
+      );
+    const md5 = (lv: string) => guest.sh(`md5sum /dev/${VG}/${lv}`).split(" ")[0];
+    const fileMd5 = (f: string) => guest.sh(`md5sum ${path.join(dir, f)}`).split(" ")[0];
+    async function until(cond: () => boolean, what: string, ms = 45000) {
+      const end = Date.now() + ms;
+      while (!cond()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+
+    const binary = () => targets().find((t) => t.name === "binary") ?? targets()[0];
+
+    for (const t of targets()) {
+      it(`(${t.name}) classic snapshot: full + incremental restore to the volume's content; no snapshot left`, async () => {
+        guest.sh(`dd if=/dev/urandom of=/dev/${VG}/data bs=1M count=64 status=none; sync`);
+        const sums: string[] = [];
+        for (let g = 1; g <= 2; g++) {
+          if (g === 2) {
+            guest.sh(
+              `dd if=/dev/urandom of=/dev/${VG}/data bs=64k count=20 seek=100 conv=notrunc status=none; sync`,
+            );
+          }
+          sums.push(md5("data"));
+          const r = await backup(t, `c-${t.name}`, "data", [
+            "--lvm-snapshot=16M",
+            "--compress",
+            "zstd",
+            "--log",
+            "c.log",
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.deepEqual(snapshots(), [], "snapshot left behind");
+        }
+        for (let g = 1; g <= 2; g++) {
+          assert.equal(
+            (await run(t, ["restore", `c-${t.name}`, `c-${t.name}-${g}.img`, "-g", String(g)], { cwd: dir }))
+              .code,
+            0,
+          );
+          assert.equal(fileMd5(`c-${t.name}-${g}.img`), sums[g - 1], `generation ${g}`);
+        }
+        assert.match(
+          fs.readFileSync(path.join(dir, "c.log"), "utf8"),
+          /created classic snapshot bkvg\/data-bdsnap-/,
+        );
+        const m = JSON.parse(fs.readFileSync(path.join(dir, `c-${t.name}.2.json`), "utf8"));
+        assert.ok(m.blocksChanged >= 80 && m.blocksChanged <= 81, `changed ${m.blocksChanged}`);
+      });
+    }
+
+    it("thin LV: snapshot without a size, restored exactly", async () => {
+      const t = binary();
+      guest.sh(`dd if=/dev/urandom of=/dev/${VG}/thin bs=1M count=8 status=none; sync`);
+      const sum = md5("thin");
+      const r = await backup(t, "thin", "thin", ["--lvm-snapshot", "--log", "t.log"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(fs.readFileSync(path.join(dir, "t.log"), "utf8"), /created thin snapshot/);
+      assert.deepEqual(snapshots(), []);
+      assert.equal((await run(t, ["restore", "thin", "thin.img"], { cwd: dir })).code, 0);
+      assert.equal(fileMd5("thin.img"), sum);
+    });
+
+    it("stale snapshots of crashed runs are reported", async () => {
+      guest.sh(`lvcreate -q -y -s -L 4M -n data-bdsnap-crashed1 ${VG}/data`);
+      try {
+        const r = await backup(binary(), "stale", "data", ["--lvm-snapshot=16M"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /warning: .*stale snapshots of earlier runs on bkvg: data-bdsnap-crashed1/);
+      } finally {
+        guest.sh(`lvremove -q -f ${VG}/data-bdsnap-crashed1`);
+      }
+    });
+
+    it("the snapshot is removed after an injected failure (agent output cut: the agent dies of SIGPIPE)", async () => {
+      const t = binary();
+      const cut = `sh -c '"$@" | head -c 300000' sh`;
+      expectFailure(
+        await backup(t, "inj", "data", ["--lvm-snapshot=16M"], { SSH_BLOCKDIFF_PREFIX: cut }),
+        3,
+        /truncated/,
+      );
+      await until(() => snapshots().length === 0, "the snapshot to be removed after the failure");
+      assert.ok(!fs.existsSync(path.join(dir, "inj.ver")));
+    });
+  },
+);
