@@ -16,6 +16,7 @@ import {
   type Target,
   targets,
   tempDir,
+  waitUntil,
 } from "./helpers.ts";
 
 const BS = 4096;
@@ -31,14 +32,6 @@ function snapshot(dir: string): Record<string, string> {
 
 async function backup(t: Target, dir: string, name: string, extra: string[] = [], source = "src.img") {
   return await run(t, ["backup", name, source, "--block-size", String(BS), ...extra], { cwd: dir });
-}
-
-async function waitFor(cond: () => boolean, what: string, ms = 20000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Sets up chain `name`: a full generation, then a gzip-compressed one that changed 3 of 17 blocks. */
@@ -207,7 +200,7 @@ for (const t of targets()) {
         const v2 = pseudoRandom(BS * 2048, 7);
         fs.writeSync(w, v2, 0, BS * 1280); // more than one 4 MiB read, less than all
         const temp = () => listDir(dir).find((f) => f.startsWith(`${name}.2.tmp-`));
-        await waitFor(
+        await waitUntil(
           () => !!temp() && fs.statSync(path.join(dir, temp()!)).size > BS * 100,
           "the dump to start",
         );

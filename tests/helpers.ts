@@ -155,3 +155,23 @@ export function expectFailure(r: RunResult, code: number, pattern: RegExp): void
 export function listDir(dir: string): string[] {
   return fs.readdirSync(dir).sort();
 }
+
+/** Polls `check` until it returns true (a check that throws counts as not yet); fails after `ms`. */
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 30000,
+  every = 200,
+): Promise<void> {
+  const end = Date.now() + ms;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}

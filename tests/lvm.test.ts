@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
-import { expectFailure, run, type Target, targets, tempDir } from "./helpers.ts";
+import { expectFailure, run, type Target, targets, tempDir, waitUntil } from "./helpers.ts";
 import { GUEST, type Guest, startGuest, umlAvailable, VG } from "./uml.ts";
 
 describe(
@@ -32,13 +32,6 @@ describe(
       );
     const md5 = (lv: string) => guest.sh(`md5sum /dev/${VG}/${lv}`).split(" ")[0];
     const fileMd5 = (f: string) => guest.sh(`md5sum ${path.join(dir, f)}`).split(" ")[0];
-    async function until(cond: () => boolean, what: string, ms = 45000) {
-      const end = Date.now() + ms;
-      while (!cond()) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
 
     const binary = () => targets().find((t) => t.name === "binary") ?? targets()[0];
 
@@ -111,7 +104,7 @@ describe(
         3,
         /truncated/,
       );
-      await until(() => snapshots().length === 0, "the snapshot to be removed after the failure");
+      await waitUntil(() => snapshots().length === 0, "the snapshot to be removed after the failure");
       assert.ok(!fs.existsSync(path.join(dir, "inj.ver")));
     });
   },

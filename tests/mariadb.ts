@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import process from "node:process";
-import { tempDir } from "./helpers.ts";
+import { tempDir, waitUntil } from "./helpers.ts";
 
 export interface MariaDb {
   port: number;
@@ -49,15 +49,7 @@ export async function startMariaDb(): Promise<MariaDb> {
     execFileSync("mariadb", ["--no-defaults", `--socket=${sock}`, "-uroot", "-N", "-e", query], {
       encoding: "utf8",
     });
-  const until = Date.now() + 30000;
-  for (;;) {
-    try {
-      sql("SELECT 1");
-      break;
-    } catch (err) {
-      if (Date.now() > until) throw new Error(`mariadbd did not start: ${err}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+  await waitUntil(() => (sql("SELECT 1"), true), "mariadbd to start");
   }
   const pw = PASSWORD.replaceAll("'", "''");
   sql(

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import process from "node:process";
-import { tempDir } from "./helpers.ts";
+import { tempDir, waitUntil } from "./helpers.ts";
 
 export interface Sshd {
   port: number;
@@ -52,7 +52,9 @@ export async function startSshd(): Promise<Sshd> {
   });
   let log = "";
   child.stderr!.on("data", (d) => log += d);
-  await waitForPort(port, () => log);
+  await waitUntil(() => canConnect(port), `sshd on port ${port}`, 10000, 50).catch((err) => {
+    throw new Error(`${err.message}: ${log}`);
+  });
   const hostKeyLine = fs.readFileSync(path.join(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2)
     .join(" ");
   const knownHosts = path.join(dir, "known_hosts");
@@ -81,18 +83,12 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, log: () => string): Promise<void> {
-  const until = Date.now() + 10000;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, "127.0.0.1", () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.on("error", () => resolve(false));
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, "127.0.0.1", () => {
+      c.destroy();
+      resolve(true);
     });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`sshd did not start: ${log()}`);
+    c.on("error", () => resolve(false));
+  });
 }

@@ -8,7 +8,7 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { tempDir } from "./helpers.ts";
+import { tempDir, waitUntil } from "./helpers.ts";
 
 export const GUEST = "10.201.0.2";
 export const VG = "bkvg";
@@ -121,19 +121,9 @@ exec sleep infinity
     const [c, ...a] = sshArgv(cmd);
     return execFileSync(c, a, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   };
-  const until = Date.now() + 60000;
-  for (;;) {
-    try {
-      sh("true");
-      break;
-    } catch (err) {
-      if (Date.now() > until) {
-        throw new Error(
-          `UML guest did not come up: ${err}\n${fs.readFileSync(path.join(dir, "console.log"), "utf8")}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 300));
-    }
+  await waitUntil(() => (sh("true"), true), "the UML guest's sshd", 60000, 300).catch((err) => {
+    throw new Error(`${err.message}\n${fs.readFileSync(path.join(dir, "console.log"), "utf8")}`);
+  });
   }
   sh(
     `pvcreate -q /dev/ubda && vgcreate -q ${VG} /dev/ubda && lvcreate -q -y -L 64M -n data ${VG} && ` +
