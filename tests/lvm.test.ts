@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
-import { expectFailure, run, type Target, targets, tempDir, waitUntil } from "./helpers.ts";
+import { expectFailure, run, start, type Target, targets, tempDir, waitUntil } from "./helpers.ts";
 import { GUEST, type Guest, startGuest, umlAvailable, VG } from "./uml.ts";
 
 describe(
@@ -106,6 +106,47 @@ describe(
       );
       await waitUntil(() => snapshots().length === 0, "the snapshot to be removed after the failure");
       assert.ok(!fs.existsSync(path.join(dir, "inj.ver")));
+    });
+
+    it("the snapshot is removed after the controller gets SIGINT mid-dump", async () => {
+      const t = binary();
+      const p = start(inNs(t), [
+        "backup",
+        "sig",
+        `root@${GUEST}:/dev/${VG}/data`,
+        ...ssh(),
+        "--lvm-snapshot=16M",
+      ], {
+        cwd: dir,
+      });
+      await waitUntil(() => snapshots().length > 0, "the snapshot to exist");
+      await new Promise((r) => setTimeout(r, 2000)); // mid-dump
+      process.kill(p.child.pid!, "SIGINT");
+      const r = await p.done;
+      assert.equal(r.code, 130, r.stderr);
+      await waitUntil(() => snapshots().length === 0, "the snapshot to be removed after SIGINT");
+      assert.ok(!fs.existsSync(path.join(dir, "sig.ver")));
+    });
+
+    it("a classic snapshot that overflows during the dump fails the run", async () => {
+      const t = binary();
+      // a consumer that stalls for 10 s keeps the dump (and the snapshot) open while the origin is rewritten
+      const slow = `sh -c '"$@" | (sleep 10; cat)' sh`;
+      const p = start(inNs(t), [
+        "backup",
+        "ovf",
+        `root@${GUEST}:/dev/${VG}/data`,
+        ...ssh(),
+        "--lvm-snapshot=4M",
+      ], {
+        cwd: dir,
+        env: { SSH_BLOCKDIFF_PREFIX: slow },
+      });
+      await waitUntil(() => snapshots().length > 0, "the snapshot to exist");
+      guest.sh(`dd if=/dev/urandom of=/dev/${VG}/data bs=1M count=16 status=none conv=notrunc; sync`);
+      expectFailure(await p.done, 1, /overflowed during the dump/);
+      await waitUntil(() => snapshots().length === 0, "the snapshot to be removed");
+      assert.ok(!fs.existsSync(path.join(dir, "ovf.ver")));
     });
   },
 );

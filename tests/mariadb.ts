@@ -50,7 +50,6 @@ export async function startMariaDb(): Promise<MariaDb> {
       encoding: "utf8",
     });
   await waitUntil(() => (sql("SELECT 1"), true), "mariadbd to start");
-  }
   const pw = PASSWORD.replaceAll("'", "''");
   sql(
     ["localhost", "127.0.0.1"].map((h) =>

@@ -124,7 +124,6 @@ exec sleep infinity
   await waitUntil(() => (sh("true"), true), "the UML guest's sshd", 60000, 300).catch((err) => {
     throw new Error(`${err.message}\n${fs.readFileSync(path.join(dir, "console.log"), "utf8")}`);
   });
-  }
   sh(
     `pvcreate -q /dev/ubda && vgcreate -q ${VG} /dev/ubda && lvcreate -q -y -L 64M -n data ${VG} && ` +
       `lvcreate -q -y -L 96M -T ${VG}/pool && lvcreate -q -y -V 64M -T ${VG}/pool -n thin`,

@@ -103,7 +103,10 @@ export function checkSnapshot(s: Snapshot): void {
  * removes it first and the watcher's lvremove finds nothing.
  */
 function guard(s: Snapshot): void {
-  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; lvremove -q -f "$2" >/dev/null 2>&1';
+  // A zombie still answers kill -0 (its parent may not reap it soon): it counts as gone.
+  const script =
+    'while kill -0 "$1" 2>/dev/null && ! grep -q "^State:[[:space:]]*Z" "/proc/$1/status" 2>/dev/null; ' +
+    'do sleep 0.5; done; lvremove -q -f "$2" >/dev/null 2>&1';
   spawn("sh", ["-c", script, "sh", String(process.pid), `${s.vg}/${s.name}`], {
     detached: true,
     stdio: "ignore",
