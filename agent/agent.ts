@@ -8,14 +8,12 @@ import { Writable } from "node:stream";
 import { intOpt, type ParsedArgs, stringOpt } from "../src/cli/args.ts";
 import type { Command } from "../src/cli/command.ts";
 import { checkLevel, parseCompression } from "../src/compress/codec.ts";
-import { dumpBlocks } from "../src/engine/dump.ts";
-import { createDumpOutput } from "../src/engine/dump_output.ts";
+import { dumpToStreams } from "../src/engine/dump_output.ts";
 import { createParallelism } from "../src/engine/parallel.ts";
 import { BlockdiffError, UsageError } from "../src/errors.ts";
 import { FRAME, frameHeader, type Trailer } from "../src/format/agent_frames.ts";
-import { decodeBlocksize, HEADER_SIZE } from "../src/format/digest.ts";
 import { DigestCursor } from "../src/format/digest_cursor.ts";
-import { FdSource, readFull } from "../src/io/byte_source.ts";
+import { FdSource } from "../src/io/byte_source.ts";
 import { FdWritable, writeConsumed } from "../src/io/sink.ts";
 import { openLocalSource } from "../src/source/local.ts";
 import { onCleanup, runCleanups } from "../src/cleanup.ts";
@@ -55,10 +53,10 @@ and digest data on stdout; reads the previous generation's digest on stdin.`,
     };
     try {
       const trailer = await agentDump(args, frame);
-      await frame(FRAME.trailer, new TextEncoder().encode(JSON.stringify(trailer)));
+      await frame(FRAME.trailer, utf8(JSON.stringify(trailer)));
     } catch (err) {
       const msg = err instanceof BlockdiffError ? err.message : `agent: ${(err as Error)?.message ?? err}`;
-      await frame(FRAME.error, new TextEncoder().encode(msg)).catch(() => {});
+      await frame(FRAME.error, utf8(msg)).catch(() => {});
       process.stderr.write(`blockdiff agent: ${msg}\n`);
       return err instanceof BlockdiffError ? err.exitCode : 1;
     } finally {
@@ -79,14 +77,11 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
   const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? 0);
   let old: DigestCursor | null = null;
   if (args.opts.has("old-digest-on-stdin")) {
-    const src = new FdSource(0, false);
-    const head = new Uint8Array(HEADER_SIZE);
-    const bs = decodeBlocksize(
-      head.subarray(0, await readFull(src, head, 0, HEADER_SIZE)),
-      "old digest on stdin",
-    );
-    if (bs !== blocksize) throw new UsageError(`old digest has block size ${bs}, expected ${blocksize}`);
-    old = new DigestCursor(src, "old digest on stdin");
+    const stdin = await DigestCursor.open(new FdSource(0, false), "old digest on stdin");
+    if (stdin.blocksize !== blocksize) {
+      throw new UsageError(`old digest has block size ${stdin.blocksize}, expected ${blocksize}`);
+    }
+    old = stdin.cursor;
   }
   const device = args.positionals[1];
   const snapshotSize = stringOpt(args, "lvm-snapshot");
@@ -131,29 +126,23 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
         frame(type, chunk).then(() => cb(), cb);
       },
     });
-  const output = createDumpOutput(
-    framed(FRAME.diff, (n) => diffBytes += n),
-    framed(FRAME.digest, (n) => digestBytes += n),
-    compression,
-    level,
-    par.compress,
-  );
   try {
     let lastReport = 0;
-    await output.begin(blocksize);
-    const r = await dumpBlocks({
+    const r = await dumpToStreams({
       source: opened.source,
       blocksize,
       oldDigest: old,
-      hasher: par.hasher,
-      sinks: output.sinks,
+      par,
+      diffOut: framed(FRAME.diff, (n) => diffBytes += n),
+      digestOut: framed(FRAME.digest, (n) => digestBytes += n),
+      compression,
+      level,
       onProgress: (bytes) => {
         if (Date.now() - lastReport < 1000) return;
         lastReport = Date.now();
         void frame(FRAME.progress, utf8(JSON.stringify({ bytes })));
       },
     });
-    await output.finish();
     if (snap) checkSnapshot(snap);
     return { ...r, diffBytes, digestBytes };
   } catch (err) {

@@ -1,13 +1,12 @@
 import * as fs from "node:fs";
 import process from "node:process";
 import { type Compression, DEFAULT_LEVEL } from "../compress/codec.ts";
-import { dumpBlocks } from "../engine/dump.ts";
-import { createDumpOutput } from "../engine/dump_output.ts";
+import { dumpToStreams } from "../engine/dump_output.ts";
 import { createParallelism } from "../engine/parallel.ts";
 import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
-import { checkBlocksize, decodeBlocksize, DEFAULT_BLOCKSIZE, HEADER_SIZE } from "../format/digest.ts";
+import { checkBlocksize, DEFAULT_BLOCKSIZE } from "../format/digest.ts";
 import { DigestCursor } from "../format/digest_cursor.ts";
-import { type ByteSource, FdSource, readFull } from "../io/byte_source.ts";
+import { FdSource } from "../io/byte_source.ts";
 import { FdWritable } from "../io/sink.ts";
 import { openInheritedFd } from "../runtime.ts";
 import { openLocalSource } from "../source/local.ts";
@@ -68,39 +67,30 @@ examples:
     let old: DigestCursor | null = null;
     let blocksize = explicitBs ?? DEFAULT_BLOCKSIZE;
     if (oldFd !== null) {
-      const src: ByteSource = new FdSource(oldFd);
-      const head = new Uint8Array(HEADER_SIZE);
-      const what = oldPath ?? "old digest (fd 5)";
-      const oldBs = decodeBlocksize(head.subarray(0, await readFull(src, head, 0, HEADER_SIZE)), what);
+      const opened = await DigestCursor.open(new FdSource(oldFd), oldPath ?? "old digest (fd 5)");
+      const oldBs = opened.blocksize;
       if (sizeOpt(args, "block-size") !== undefined && oldBs !== explicitBs) {
         throw new UsageError(
           `dump: --block-size ${explicitBs} conflicts with the old digest's block size ${oldBs}`,
         );
       }
       blocksize = oldBs;
-      old = new DigestCursor(src, what);
+      old = opened.cursor;
     }
     const input = file !== undefined ? openLocalSource(file).source : new FdSource(0, false);
     const par = createParallelism();
-    const output = createDumpOutput(
-      new FdWritable(1, { sync: false }),
-      new FdWritable(newFd, { sync: false }),
-      compression,
-      DEFAULT_LEVEL[compression],
-      par.compress,
-    );
     try {
-      await output.begin(blocksize);
-      await dumpBlocks({
+      await dumpToStreams({
         source: input,
         blocksize,
         oldDigest: old,
-        hasher: par.hasher,
-        sinks: output.sinks,
+        par,
+        diffOut: new FdWritable(1, { sync: false }),
+        digestOut: new FdWritable(newFd, { sync: false }),
+        compression,
+        level: DEFAULT_LEVEL[compression],
       });
-      await output.finish();
     } catch (err) {
-      output.abort();
       throw err instanceof BlockdiffError ? err : describeIoError(`dump of ${file ?? "stdin"}`, err);
     } finally {
       await input.close();

@@ -4,11 +4,12 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { finished, PassThrough, pipeline, type Readable, Transform, type Writable } from "node:stream";
+import { PassThrough, pipeline, type Readable, Transform, type Writable } from "node:stream";
 import * as zlib from "node:zlib";
 import { BlockdiffError, UsageError } from "../errors.ts";
 import { BufferedSource, type ByteSource, FdSource, StreamSource } from "../io/byte_source.ts";
 import type { PieceCompressor } from "../engine/parallel.ts";
+import { streamFinished } from "../io/sink.ts";
 import { PieceCompressStream } from "./piece_stream.ts";
 import { ZstdFrameDecompress } from "./zstd_frames.ts";
 
@@ -60,21 +61,17 @@ export function compressInto(
 ): CompressPipe {
   switch (kind) {
     case "none":
-      return { head: out, done: finishedP(out) };
+      return { head: out, done: streamFinished(out) };
     case "gzip":
     case "zstd": {
       const head = new PieceCompressStream((data) => pieces(kind, level, data), out);
-      return { head, done: Promise.all([finishedP(head), finishedP(out)]).then(() => {}) };
+      return { head, done: Promise.all([streamFinished(head), streamFinished(out)]).then(() => {}) };
     }
     case "lzop": {
       const child = runFilter("lzop", [`-${level}`, "-c", "-f"]);
       return { head: child.stdin, done: Promise.all([pipe(child.stdout, out), child.exited]).then(() => {}) };
     }
   }
-}
-
-function finishedP(s: Writable): Promise<void> {
-  return new Promise((resolve, reject) => finished(s, (err) => err ? reject(err) : resolve()));
 }
 
 /** Opens a (possibly compressed) file as a stream of uncompressed bytes; `onRaw` sees the file's bytes. */

@@ -1,10 +1,13 @@
 /** Where a dump's output goes: diff (through the compressor) and digest, each to a writable stream. */
-import { finished, type Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { compressInto, type Compression } from "../compress/codec.ts";
 import { DiffWriter } from "../format/diff.ts";
 import { encodeBlocksize } from "../format/digest.ts";
-import { ChunkBuffer, writeConsumed } from "../io/sink.ts";
-import type { DumpSinks } from "./dump.ts";
+import type { DigestCursor } from "../format/digest_cursor.ts";
+import type { ByteSource } from "../io/byte_source.ts";
+import { ChunkBuffer, streamFinished, writeConsumed } from "../io/sink.ts";
+import { dumpBlocks, type DumpResult, type DumpSinks } from "./dump.ts";
+import type { Parallelism } from "./parallel.ts";
 import type { PieceCompressor } from "./parallel.ts";
 
 export interface DumpOutput {
@@ -25,9 +28,7 @@ export function createDumpOutput(
   pieces: PieceCompressor,
 ): DumpOutput {
   const pipe = compressInto(compression, level, diffOut, pieces);
-  const digestDone = new Promise<void>((resolve, reject) =>
-    finished(digestOut, (err) => err ? reject(err) : resolve())
-  );
+  const digestDone = streamFinished(digestOut);
   let rootCause: unknown = null;
   pipe.done.catch((e) => rootCause ??= e);
   digestDone.catch((e) => rootCause ??= e);
@@ -72,4 +73,37 @@ export function createDumpOutput(
       digestOut.destroy();
     },
   };
+}
+
+export interface DumpToStreams {
+  source: ByteSource;
+  blocksize: number;
+  oldDigest: DigestCursor | null;
+  par: Parallelism;
+  diffOut: Writable;
+  digestOut: Writable;
+  compression: Compression;
+  level: number;
+  onProgress?: (bytesRead: number) => void;
+}
+
+/** The engine's loop into two streams: headers, blocks, digests; ends both, or tears them down on failure. */
+export async function dumpToStreams(o: DumpToStreams): Promise<DumpResult> {
+  const output = createDumpOutput(o.diffOut, o.digestOut, o.compression, o.level, o.par.compress);
+  try {
+    await output.begin(o.blocksize);
+    const r = await dumpBlocks({
+      source: o.source,
+      blocksize: o.blocksize,
+      oldDigest: o.oldDigest,
+      hasher: o.par.hasher,
+      sinks: output.sinks,
+      onProgress: o.onProgress,
+    });
+    await output.finish();
+    return r;
+  } catch (err) {
+    output.abort();
+    throw err;
+  }
 }

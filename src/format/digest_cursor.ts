@@ -1,7 +1,7 @@
 /** Sequential access to the entries of a digest stream (after its header), in increasing block order. */
 import { IntegrityError } from "../errors.ts";
 import { type ByteSource, readFull } from "../io/byte_source.ts";
-import { DIGEST_SIZE } from "./digest.ts";
+import { decodeBlocksize, DIGEST_SIZE, HEADER_SIZE } from "./digest.ts";
 
 const ENTRIES_PER_READ = 65536; // 1 MiB of digests
 
@@ -17,6 +17,21 @@ export class DigestCursor {
     readonly what: string,
     private readonly onBytes: (b: Uint8Array) => void = () => {},
   ) {}
+
+  /** Reads a digest stream's block size header; the cursor then serves its entries. */
+  static async open(
+    src: ByteSource,
+    what: string,
+    onBytes?: (b: Uint8Array) => void,
+  ): Promise<{ blocksize: number; cursor: DigestCursor }> {
+    const head = new Uint8Array(HEADER_SIZE);
+    const n = await readFull(src, head, 0, HEADER_SIZE);
+    onBytes?.(head.subarray(0, n));
+    return {
+      blocksize: decodeBlocksize(head.subarray(0, n), what),
+      cursor: new DigestCursor(src, what, onBytes),
+    };
+  }
 
   /** The digest of block `index` (a view valid until the next call), or null past the end. */
   async get(index: number): Promise<Uint8Array | null> {

@@ -1,7 +1,7 @@
 /** Push-side plumbing: a hashing file writable, backpressure-aware writes, and a coalescing buffer. */
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
-import { Writable } from "node:stream";
+import { finished, Writable } from "node:stream";
 
 /**
  * Writes to a descriptor sequentially, counting bytes and computing SHA-256 of what it wrote.
@@ -109,4 +109,9 @@ export class ChunkBuffer {
     await this.flush();
     await this.#inflight;
   }
+}
+
+/** Resolves when `stream` has finished (all written, ended), rejects with its error. */
+export function streamFinished(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => finished(stream, (err) => err ? reject(err) : resolve()));
 }

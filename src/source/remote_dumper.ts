@@ -6,12 +6,11 @@
  */
 import * as fs from "node:fs";
 import process from "node:process";
-import { finished, type Writable } from "node:stream";
 import type { Dumper } from "../archiver/backup.ts";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { FRAME, FrameParser, type Trailer } from "../format/agent_frames.ts";
 import { DIGEST_SIZE, HEADER_SIZE } from "../format/digest.ts";
-import { writeConsumed } from "../io/sink.ts";
+import { streamFinished, writeConsumed } from "../io/sink.ts";
 import { locateAgent, selfSha256 } from "../ssh/agent_install.ts";
 import { SshConnection, type SshOptions } from "../ssh/connect.ts";
 import { shellCommand, shellQuote } from "../ssh/quote.ts";
@@ -116,7 +115,10 @@ export async function remoteDumper(
               `digest ${digestBytes}/${trailer.digestBytes} bytes)`,
           );
         }
-        await Promise.all([endAndWait(req.diffOut), endAndWait(req.digestOut)]);
+        const done = Promise.all([streamFinished(req.diffOut), streamFinished(req.digestOut)]);
+        req.diffOut.end();
+        req.digestOut.end();
+        await done;
         return trailer;
       },
       close: () => Promise.resolve(conn.close()),
@@ -125,13 +127,6 @@ export async function remoteDumper(
     conn.close();
     throw err;
   }
-}
-
-function endAndWait(w: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    finished(w, (err) => err ? reject(err) : resolve());
-    w.end();
-  });
 }
 
 function text(b: Uint8Array): string {

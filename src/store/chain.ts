@@ -7,11 +7,11 @@ import * as path from "node:path";
 import { type Compression, COMPRESSIONS, EXTENSION, openDecompressed } from "../compress/codec.ts";
 import { BlockdiffError, describeIoError, IntegrityError, UsageError } from "../errors.ts";
 import { DiffReader } from "../format/diff.ts";
-import { decodeBlocksize, digestBlockCount, HEADER_SIZE } from "../format/digest.ts";
+import { digestBlockCount } from "../format/digest.ts";
 import { DigestCursor } from "../format/digest_cursor.ts";
 import { decodeManifest, type Manifest } from "../format/manifest.ts";
 import { decodeVersion } from "../format/ver.ts";
-import { FdSource, readFull } from "../io/byte_source.ts";
+import { FdSource } from "../io/byte_source.ts";
 import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
 
 export interface DiffFile {
@@ -144,11 +144,7 @@ export async function openDigestFile(p: string, onRaw?: (b: Uint8Array) => void)
   const src = new FdSource(fd);
   try {
     const blocks = digestBlockCount(fs.fstatSync(fd).size, p);
-    const head = new Uint8Array(HEADER_SIZE);
-    await readFull(src, head, 0, HEADER_SIZE);
-    onRaw?.(head);
-    const blocksize = decodeBlocksize(head, p);
-    return { blocksize, blocks, cursor: new DigestCursor(src, p, onRaw) };
+    return { blocks, ...await DigestCursor.open(src, p, onRaw) };
   } catch (err) {
     await src.close();
     throw err;
