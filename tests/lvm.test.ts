@@ -24,8 +24,15 @@ describe(
 
     const inNs = (t: Target): Target => ({ name: t.name, cmd: guest.inNs(t.cmd) });
     const ssh = () => ["-i", guest.clientKey, "--known-hosts", path.join(dir, "kh"), "--accept-new-host-key"];
+    const backupArgs = (name: string, lv: string, extra: string[]) => [
+      "backup",
+      name,
+      `root@${GUEST}:/dev/${VG}/${lv}`,
+      ...ssh(),
+      ...extra,
+    ];
     const backup = (t: Target, name: string, lv: string, extra: string[], env: Record<string, string> = {}) =>
-      run(inNs(t), ["backup", name, `root@${GUEST}:/dev/${VG}/${lv}`, ...ssh(), ...extra], { cwd: dir, env });
+      run(inNs(t), backupArgs(name, lv, extra), { cwd: dir, env });
     const snapshots = () =>
       guest.sh(`lvs --noheadings -o lv_name ${VG}`).split("\n").map((s) => s.trim()).filter((s) =>
         s.includes("bdsnap")
@@ -110,15 +117,7 @@ describe(
 
     it("the snapshot is removed after the controller gets SIGINT mid-dump", async () => {
       const t = binary();
-      const p = start(inNs(t), [
-        "backup",
-        "sig",
-        `root@${GUEST}:/dev/${VG}/data`,
-        ...ssh(),
-        "--lvm-snapshot=16M",
-      ], {
-        cwd: dir,
-      });
+      const p = start(inNs(t), backupArgs("sig", "data", ["--lvm-snapshot=16M"]), { cwd: dir });
       await waitUntil(() => snapshots().length > 0, "the snapshot to exist");
       await new Promise((r) => setTimeout(r, 2000)); // mid-dump
       process.kill(p.child.pid!, "SIGINT");
@@ -132,13 +131,7 @@ describe(
       const t = binary();
       // a consumer that stalls for 10 s keeps the dump (and the snapshot) open while the origin is rewritten
       const slow = `sh -c '"$@" | (sleep 10; cat)' sh`;
-      const p = start(inNs(t), [
-        "backup",
-        "ovf",
-        `root@${GUEST}:/dev/${VG}/data`,
-        ...ssh(),
-        "--lvm-snapshot=4M",
-      ], {
+      const p = start(inNs(t), backupArgs("ovf", "data", ["--lvm-snapshot=4M"]), {
         cwd: dir,
         env: { SSH_BLOCKDIFF_PREFIX: slow },
       });
