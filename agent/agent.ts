@@ -11,20 +11,13 @@ import { checkLevel, parseCompression } from "../src/compress/codec.ts";
 import { dumpToStreams } from "../src/engine/dump_output.ts";
 import { createParallelism } from "../src/engine/parallel.ts";
 import { BlockdiffError, UsageError } from "../src/errors.ts";
-import { FRAME, frameHeader, type Trailer } from "../src/format/agent_frames.ts";
+import { FRAME, frameHeader, GO_BYTE, type Trailer } from "../src/format/agent_frames.ts";
 import { DigestCursor } from "../src/format/digest_cursor.ts";
 import { FdSource } from "../src/io/byte_source.ts";
 import { FdWritable, writeConsumed } from "../src/io/sink.ts";
 import { openLocalSource } from "../src/source/local.ts";
-import { onCleanup, runCleanups } from "../src/cleanup.ts";
-import {
-  checkSnapshot,
-  createSnapshot,
-  inspectLv,
-  removeSnapshot,
-  type Snapshot,
-  staleSnapshots,
-} from "../src/snapshot/lvm.ts";
+import { runCleanups } from "../src/cleanup.ts";
+import { withSnapshot } from "../src/snapshot/session.ts";
 
 const OPTIONS = [
   { name: "block-size", kind: "value" as const },
@@ -33,13 +26,14 @@ const OPTIONS = [
   { name: "old-digest-on-stdin", kind: "flag" as const },
   { name: "lvm-snapshot", kind: "value" as const },
   { name: "lvcreate-prefix", kind: "value" as const },
+  { name: "await-lock", kind: "flag" as const },
 ];
 
 export const agentCommand: Command = {
   name: "agent",
   summary: "internal: the remote side of a backup over SSH",
-  help:
-    `usage: blockdiff agent dump --block-size N --compress KIND --compress-level N [--old-digest-on-stdin] PATH
+  help: `usage: blockdiff agent dump --block-size N --compress KIND --compress-level N [--old-digest-on-stdin]
+         [--lvm-snapshot SIZE --lvcreate-prefix WORDS [--await-lock]] PATH
 
 Internal: started over SSH by 'blockdiff backup' on the host that holds the source. Writes framed diff
 and digest data on stdout; reads the previous generation's digest on stdin.`,
@@ -75,23 +69,8 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
   const blocksize = intOpt(args, "block-size")!;
   const compression = parseCompression(stringOpt(args, "compress") ?? "none");
   const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? 0);
-  let old: DigestCursor | null = null;
-  if (args.opts.has("old-digest-on-stdin")) {
-    const stdin = await DigestCursor.open(new FdSource(0, false), "old digest on stdin");
-    if (stdin.blocksize !== blocksize) {
-      throw new UsageError(`old digest has block size ${stdin.blocksize}, expected ${blocksize}`);
-    }
-    old = stdin.cursor;
-  }
+  const stdin = new FdSource(0, false);
   const device = args.positionals[1];
-  const snapshotSize = stringOpt(args, "lvm-snapshot");
-  let snap: Snapshot | null = null;
-  const dropSnapshot = () => {
-    const s = snap;
-    snap = null;
-    if (s) removeSnapshot(s);
-  };
-  const unregister = onCleanup(dropSnapshot);
   // The connection may drop (SIGHUP) or the controller die (EPIPE, SIGPIPE): the snapshot goes on every path.
   for (const sig of ["SIGHUP", "SIGPIPE"] as const) {
     process.on(sig, () => {
@@ -99,59 +78,68 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
       process.exit(128 + (sig === "SIGHUP" ? 1 : 13));
     });
   }
-  if (snapshotSize !== undefined) {
-    const { vg, lv } = inspectLv(device);
-    const stale = staleSnapshots(vg, lv);
-    if (stale.length) {
-      await frame(
-        FRAME.log,
-        utf8(`stale snapshots of earlier runs on ${vg}: ${stale.join(", ")} (remove them with lvremove)`),
-      );
+  const dumpFrom = async (path: string): Promise<Trailer> => {
+    let old: DigestCursor | null = null;
+    if (args.opts.has("old-digest-on-stdin")) {
+      const opened = await DigestCursor.open(stdin, "old digest on stdin");
+      if (opened.blocksize !== blocksize) {
+        throw new UsageError(`old digest has block size ${opened.blocksize}, expected ${blocksize}`);
+      }
+      old = opened.cursor;
     }
-    const prefix = (stringOpt(args, "lvcreate-prefix") ?? "").split(/\s+/).filter(Boolean);
-    snap = createSnapshot(device, snapshotSize, prefix);
-    await frame(
-      FRAME.log,
-      utf8(`created ${snap.thin ? "thin" : "classic"} snapshot ${snap.vg}/${snap.name}`),
-    );
+    const opened = openLocalSource(path);
+    const par = createParallelism();
+    let diffBytes = 0, digestBytes = 0;
+    const framed = (type: number, count: (n: number) => void) =>
+      new Writable({
+        highWaterMark: 0,
+        write(chunk: Uint8Array, _enc, cb) {
+          count(chunk.length);
+          frame(type, chunk).then(() => cb(), cb);
+        },
+      });
+    try {
+      let lastReport = 0;
+      const r = await dumpToStreams({
+        source: opened.source,
+        blocksize,
+        oldDigest: old,
+        par,
+        diffOut: framed(FRAME.diff, (n) => diffBytes += n),
+        digestOut: framed(FRAME.digest, (n) => digestBytes += n),
+        compression,
+        level,
+        onProgress: (bytes) => {
+          if (Date.now() - lastReport < 1000) return;
+          lastReport = Date.now();
+          void frame(FRAME.progress, utf8(JSON.stringify({ bytes })));
+        },
+      });
+      return { ...r, diffBytes, digestBytes };
+    } finally {
+      await opened.source.close();
+      await par.close();
+    }
+  };
+  const size = stringOpt(args, "lvm-snapshot");
+  if (size === undefined) return await dumpFrom(device);
+  const plan = { size, lvcreatePrefix: stringOpt(args, "lvcreate-prefix") ?? "" };
+  const log = (line: string) => frame(FRAME.log, utf8(line));
+  return await withSnapshot(device, plan, {
+    log,
+    lock: args.opts.has("await-lock") ? () => controllerLock(stdin, frame) : undefined,
+  }, dumpFrom);
+}
+
+/**
+ * `--await-lock`: the controller holds the lock (MySQL, reached through the SSH connection). We say we are
+ * ready (frame R) and wait for its go byte on stdin; after lvcreate, frame C tells it to unlock.
+ */
+async function controllerLock(stdin: FdSource, frame: FrameFn): Promise<(created: boolean) => Promise<void>> {
+  await frame(FRAME.ready, new Uint8Array(0));
+  const go = new Uint8Array(1);
+  if (await stdin.read(go, 0, 1) !== 1 || go[0] !== GO_BYTE) {
+    throw new BlockdiffError("the controller did not get its lock; no snapshot taken");
   }
-  const opened = openLocalSource(snap ? (snap as Snapshot).device : device);
-  const par = createParallelism();
-  let diffBytes = 0, digestBytes = 0;
-  const framed = (type: number, count: (n: number) => void) =>
-    new Writable({
-      highWaterMark: 0,
-      write(chunk: Uint8Array, _enc, cb) {
-        count(chunk.length);
-        frame(type, chunk).then(() => cb(), cb);
-      },
-    });
-  try {
-    let lastReport = 0;
-    const r = await dumpToStreams({
-      source: opened.source,
-      blocksize,
-      oldDigest: old,
-      par,
-      diffOut: framed(FRAME.diff, (n) => diffBytes += n),
-      digestOut: framed(FRAME.digest, (n) => digestBytes += n),
-      compression,
-      level,
-      onProgress: (bytes) => {
-        if (Date.now() - lastReport < 1000) return;
-        lastReport = Date.now();
-        void frame(FRAME.progress, utf8(JSON.stringify({ bytes })));
-      },
-    });
-    if (snap) checkSnapshot(snap);
-    return { ...r, diffBytes, digestBytes };
-  } catch (err) {
-    if (snap) checkSnapshot(snap); // reading an overflowed snapshot fails with EIO: say why
-    throw err;
-  } finally {
-    await opened.source.close();
-    await par.close();
-    unregister();
-    dropSnapshot();
-  }
+  return (created) => created ? frame(FRAME.created, new Uint8Array(0)) : Promise.resolve();
 }

@@ -34,22 +34,14 @@ export async function startMariaDb(): Promise<MariaDb> {
       s.close(() => resolve(p));
     });
   });
-  const server = spawn("/usr/sbin/mariadbd", [
-    "--no-defaults",
-    "--user=root",
-    `--datadir=${data}`,
-    `--socket=${sock}`,
+  const server = await serveDatadir(data, sock, [
     `--port=${port}`,
     "--bind-address=127.0.0.1",
     `--log-bin=${path.join(data, "binlog")}`,
     "--server-id=1",
     "--innodb-buffer-pool-size=64M",
-  ], { stdio: "ignore" });
-  const sql = (query: string) =>
-    execFileSync("mariadb", ["--no-defaults", `--socket=${sock}`, "-uroot", "-N", "-e", query], {
-      encoding: "utf8",
-    });
-  await waitUntil(() => (sql("SELECT 1"), true), "mariadbd to start");
+  ]);
+  const sql = server.sql;
   const pw = PASSWORD.replaceAll("'", "''");
   sql(
     ["localhost", "127.0.0.1"].map((h) =>
@@ -84,10 +76,38 @@ export async function startMariaDb(): Promise<MariaDb> {
       };
     },
     async stop() {
-      const exited = new Promise((r) => server.once("exit", r));
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A mariadbd on `data` (e.g. a restored backup) with its socket at `sock`; sql() runs as root. */
+export async function serveDatadir(
+  data: string,
+  sock: string,
+  extra: string[],
+): Promise<{ sql(query: string): string; stop(): Promise<void> }> {
+  const server = spawn(
+    "/usr/sbin/mariadbd",
+    ["--no-defaults", "--user=root", `--datadir=${data}`, `--socket=${sock}`, ...extra],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise((r) => server.once("exit", r));
+  const sql = (query: string) =>
+    execFileSync("mariadb", ["--no-defaults", `--socket=${sock}`, "-uroot", "-N", "-e", query], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  await Promise.race([
+    waitUntil(() => (sql("SELECT 1"), true), `mariadbd on ${data} to start`),
+    exited.then(() => Promise.reject(new Error(`mariadbd on ${data} exited at startup`))),
+  ]);
+  return {
+    sql,
+    async stop() {
       server.kill("SIGTERM");
       await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -7,7 +7,11 @@ import { checkBlocksize } from "../format/digest.ts";
 import { RunLog } from "../log/cronlog.ts";
 import { formatBytes, formatDuration, formatRate } from "../log/format.ts";
 import { localDumper } from "../source/local_dumper.ts";
-import { remoteDumper, type SnapshotRequest } from "../source/remote_dumper.ts";
+import { remoteDumper } from "../source/remote_dumper.ts";
+import type { SnapshotPlan } from "../snapshot/session.ts";
+import { describeLockHeld } from "../mysql/lock.ts";
+import { mysqlSnapshotLock } from "../mysql/snapshot_lock.ts";
+import { lockFromArgs, MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs } from "./mysql_options.ts";
 import { parseSource } from "../source/spec.ts";
 import { defaultKnownHosts } from "../ssh/connect.ts";
 import { Chain } from "../store/chain.ts";
@@ -42,10 +46,16 @@ options:
   -i, --identity FILE   SSH private key (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and SSH_AUTH_SOCK)
   --known-hosts FILE    default ~/.ssh/known_hosts; a changed host key is always refused
   --accept-new-host-key accept and record the key of a host not in known_hosts
-  --lvm-snapshot[=SIZE] SOURCE is an LV on the remote host: dump an LVM snapshot of it, taken after sync and
-                        removed on every path (classic snapshot of SIZE, default env SNAPSHOT_SIZE or 10G;
-                        thin LVs take no size). A classic snapshot that overflows fails the run.
+  --lvm-snapshot[=SIZE] SOURCE is an LV (here or on the remote host): dump an LVM snapshot of it, taken after
+                        sync and removed on every path (classic snapshot of SIZE, default env SNAPSHOT_SIZE
+                        or 10G; thin LVs take no size). A classic snapshot that overflows fails the run.
                         env LVCREATE_PREFIX is put before lvcreate, as in the original
+  --mysql-lock          hold FLUSH TABLES WITH READ LOCK only while the snapshot is created (needs
+                        --lvm-snapshot); binlog file/position and GTID go into NAME.N.json. For a remote
+                        SOURCE the connection goes through the SSH connection: host, port and socket are
+                        as seen from the database host, and the password stays on this host
+${MYSQL_HELP}
+  --lock-max-hold S     drop the lock and fail the run if lvcreate takes longer than S seconds (default 30)
   -h, --help            this help
 
 environment: SSH_BLOCKDIFF_PREFIX runs the remote agent under a prefix, e.g. "ionice -c3 nice -n19"
@@ -53,7 +63,9 @@ environment: SSH_BLOCKDIFF_PREFIX runs the remote agent under a prefix, e.g. "io
 examples:
   blockdiff backup /backup/db /dev/vg0/mysql --compress zstd
   blockdiff backup /backup/db /dev/vg0/mysql --monthly --lock /backup/db.lock --log /backup/db.log
-  blockdiff backup /backup/web root@web1:/srv/data.img --compress zstd`,
+  blockdiff backup /backup/web root@web1:/srv/data.img --compress zstd
+  blockdiff backup /backup/db root@db1:/dev/vg0/mysql --lvm-snapshot=5G --mysql-lock \\
+      --mysql-socket /run/mysqld/mysqld.sock --mysql-user backup --password-file /root/.db-pw --monthly`,
   options: [
     HELP_OPTION,
     JSON_OPTION,
@@ -67,6 +79,9 @@ examples:
     { name: "known-hosts", kind: "value" },
     { name: "accept-new-host-key", kind: "flag" },
     { name: "lvm-snapshot", kind: "optional" },
+    { name: "mysql-lock", kind: "flag" },
+    { name: "lock-max-hold", kind: "value" },
+    ...MYSQL_OPTIONS,
   ],
   async run(args) {
     const [nameArg, sourceArg] = expectPositionals(args, 2, 2, "blockdiff backup NAME SOURCE [options]");
@@ -77,11 +92,28 @@ examples:
     const envBs = process.env.BLOCKSIZE ? Number(process.env.BLOCKSIZE) : null;
     if (envBs !== null) checkBlocksize(envBs, "BLOCKSIZE");
     const source = parseSource(sourceArg);
-    if (args.opts.has("lvm-snapshot") && source.kind !== "remote") {
-      throw new UsageError("--lvm-snapshot needs a remote source (host:/dev/VG/LV) in this version");
+    const plan = snapshotPlan(args);
+    const strayMysql = MYSQL_OPTIONS.find((o) => args.opts.has(o.name));
+    if (strayMysql && !args.opts.has("mysql-lock")) {
+      throw new UsageError(`--${strayMysql.name} needs --mysql-lock`);
     }
+    if (args.opts.has("mysql-lock") && !plan) {
+      throw new UsageError(
+        "--mysql-lock needs --lvm-snapshot: the lock is held only while the snapshot is made",
+      );
+    }
+    const mysql = args.opts.has("mysql-lock")
+      ? {
+        conn: mysqlFromArgs(args),
+        lock: { ...lockFromArgs(args), maxHoldSeconds: intOpt(args, "lock-max-hold") ?? 30 },
+      }
+      : null;
     const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
     const log = new RunLog(stringOpt(args, "log") ?? null);
+    const logLine = (line: string) => {
+      log.info(line);
+      if (/stale snapshot/.test(line)) note(`warning: ${line}`);
+    };
     const lockPath = stringOpt(args, "lock");
     const lock = lockPath ? RunLock.acquire(lockPath) : null;
     const unregister = onCleanup(() => lock?.release());
@@ -91,14 +123,26 @@ examples:
       const blocksize = explicitBs ?? (chain.readVersion() === 0 ? envBs : null);
       const s = await runBackup({
         chain,
-        dumper: source.kind === "local" ? localDumper(source.path, par) : await remoteDumper(source, {
-          identity: stringOpt(args, "identity") ?? null,
-          knownHosts: stringOpt(args, "known-hosts") ?? defaultKnownHosts(),
-          acceptNewHostKey: args.opts.has("accept-new-host-key"),
-        }, (line) => {
-          log.info(line);
-          if (/stale snapshot/.test(line)) note(`warning: ${line}`);
-        }, snapshotRequest(args)),
+        dumper: source.kind === "local"
+          ? localDumper(
+            source.path,
+            par,
+            plan && {
+              plan,
+              lock: mysql && mysqlSnapshotLock(mysql.conn, mysql.lock, logLine),
+              log: logLine,
+            },
+          )
+          : await remoteDumper(
+            source,
+            {
+              identity: stringOpt(args, "identity") ?? null,
+              knownHosts: stringOpt(args, "known-hosts") ?? defaultKnownHosts(),
+              acceptNewHostKey: args.opts.has("accept-new-host-key"),
+            },
+            logLine,
+            plan && { plan, mysql },
+          ),
         compression,
         level,
         blocksize,
@@ -113,7 +157,8 @@ examples:
         `${m.name}.${m.generation} ${m.generation === 1 ? "full" : "incremental"}: ` +
           `${m.blocksChanged}/${m.blocks} blocks changed (${pct}%), ${formatBytes(m.sourceSize)} read in ` +
           `${formatDuration(s.elapsedMs)} (${formatRate(m.sourceSize, s.elapsedMs)}), ` +
-          `${formatBytes(m.bytesWritten)} written to ${m.diffFile}`,
+          `${formatBytes(m.bytesWritten)} written to ${m.diffFile}` +
+          (m.mysql ? `; ${describeLockHeld(m.mysql)}` : ""),
       );
       return 0;
     } finally {
@@ -125,7 +170,7 @@ examples:
 };
 
 /** `--lvm-snapshot[=SIZE]`: SIZE, else env SNAPSHOT_SIZE, else 10G (thin LVs ignore it); LVCREATE_PREFIX. */
-function snapshotRequest(args: ParsedArgs): SnapshotRequest | null {
+function snapshotPlan(args: ParsedArgs): SnapshotPlan | null {
   const v = args.opts.get("lvm-snapshot");
   if (v === undefined) return null;
   const size = v === true ? (process.env.SNAPSHOT_SIZE || "10G") : v;

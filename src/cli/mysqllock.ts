@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { onCleanup } from "../cleanup.ts";
 import { BlockdiffError, UsageError } from "../errors.ts";
 import { RunLog } from "../log/cronlog.ts";
-import { MysqlLock } from "../mysql/lock.ts";
+import { describeLockHeld, MysqlLock } from "../mysql/lock.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { lockFromArgs, MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs } from "./mysql_options.ts";
 import { note, printJson } from "./output.ts";
@@ -42,11 +42,7 @@ example:
     }
     const c = await lock.release();
     if (args.opts.has("json")) printJson({ command: args.rest, exitCode: code, mysql: c });
-    note(
-      `held the MySQL lock for ${c.lockHeldMs} ms` +
-        (c.binlogFile ? `; binlog ${c.binlogFile}:${c.binlogPosition}` : "; binary log off") +
-        (c.gtid ? `; GTID ${c.gtid}` : ""),
-    );
+    note(describeLockHeld(c));
     return code;
   },
 };

@@ -1,7 +1,10 @@
 /**
  * The agent's stdout: frames `u8 type, u32le length, payload`. 'D' diff bytes (compressed when asked),
  * 'S' digest bytes, 'P' progress (JSON {bytes}), 'T' trailer (JSON counts, last frame of a good run),
- * 'E' error message, 'L' a line for the controller's log (e.g. stale snapshots). The trailer's counts let the controller detect truncated or corrupted output.
+ * 'E' error message, 'L' a line for the controller's log (e.g. stale snapshots), 'R' ready for lvcreate
+ * (`--await-lock`: the agent waits for GO_BYTE on stdin, sent once the controller holds its lock), 'C' the
+ * snapshot is created (the controller unlocks). The trailer's counts let the controller detect truncated or
+ * corrupted output.
  */
 import { IntegrityError } from "../errors.ts";
 import { concatBytes } from "../io/bytes.ts";
@@ -13,7 +16,11 @@ export const FRAME = {
   trailer: 0x54,
   error: 0x45,
   log: 0x4c,
+  ready: 0x52,
+  created: 0x43,
 } as const;
+/** Sent on the agent's stdin, before the old digest, once the controller holds its lock. */
+export const GO_BYTE = 0x47;
 export const FRAME_HEADER = 5;
 const MAX_FRAME = 64 << 20;
 

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import type { Duplex } from "node:stream";
 import { describeIoError } from "../errors.ts";
 
 export interface MysqlTarget {
@@ -22,6 +23,10 @@ export interface MysqlConnectionOptions {
   socketPath?: string;
   user: string;
   password?: string;
+  /** Reach the server through this stream instead (SSH forwarding to the database host). */
+  stream?: () => Promise<Duplex>;
+  /** Where `stream` goes through, for messages. */
+  via?: string;
 }
 
 export function resolveMysql(t: MysqlTarget): MysqlConnectionOptions {

@@ -15,6 +15,11 @@ export interface LockOptions {
   /** Further attempts after the first. */
   retries: number;
   retryDelayMs: number;
+  /**
+   * Seconds the lock may be held at most (for `backup`: lvcreate should take a second or two). Past it the
+   * lock is dropped so writes go on, and release() fails: what was done under it is not consistent.
+   */
+  maxHoldSeconds?: number;
 }
 
 type Conn = mysql.Connection;
@@ -23,9 +28,21 @@ type Row = Record<string, unknown>;
 export class MysqlLock {
   #lockedAt: number;
   #released = false;
+  #expired = false;
+  #holdTimer: ReturnType<typeof setTimeout> | undefined;
 
-  private constructor(private readonly conn: Conn, readonly binlog: Omit<MysqlCoordinates, "lockHeldMs">) {
+  private constructor(
+    private readonly conn: Conn,
+    readonly binlog: Omit<MysqlCoordinates, "lockHeldMs">,
+    private readonly maxHoldSeconds: number | undefined,
+  ) {
     this.#lockedAt = Date.now();
+    if (maxHoldSeconds) {
+      this.#holdTimer = setTimeout(() => {
+        this.#expired = true;
+        this.destroy();
+      }, maxHoldSeconds * 1000);
+    }
   }
 
   static async acquire(
@@ -66,7 +83,7 @@ export class MysqlLock {
           await new Promise((r) => setTimeout(r, o.retryDelayMs));
         }
       }
-      return new MysqlLock(conn, await readCoordinates(conn));
+      return new MysqlLock(conn, await readCoordinates(conn), o.maxHoldSeconds);
     } catch (err) {
       conn.destroy();
       throw err;
@@ -78,6 +95,13 @@ export class MysqlLock {
   /** UNLOCK TABLES and close; returns the coordinates with how long the lock was held. */
   async release(): Promise<MysqlCoordinates> {
     const lockHeldMs = Date.now() - this.#lockedAt;
+    clearTimeout(this.#holdTimer);
+    if (this.#expired) {
+      throw new BlockdiffError(
+        `MySQL: the lock was dropped after ${this.maxHoldSeconds}s so that writes could go on (--lock-max-hold); ` +
+          `what ran under it took too long and is not consistent`,
+      );
+    }
     if (!this.#released) {
       this.#released = true;
       try {
@@ -92,15 +116,29 @@ export class MysqlLock {
 
   /** Synchronous release for signal handlers: the server drops the lock with the connection. */
   destroy(): void {
+    clearTimeout(this.#holdTimer);
     this.#released = true;
     this.conn.destroy();
   }
 }
 
+/** "held the MySQL lock for N ms; binlog F:P; GTID G" */
+export function describeLockHeld(c: MysqlCoordinates): string {
+  return `held the MySQL lock for ${c.lockHeldMs} ms` +
+    (c.binlogFile ? `; binlog ${c.binlogFile}:${c.binlogPosition}` : "; binary log off") +
+    (c.gtid ? `; GTID ${c.gtid}` : "");
+}
+
 async function connect(opts: MysqlConnectionOptions): Promise<Conn> {
   try {
-    return await mysql.createConnection({ ...opts, connectTimeout: 10000 });
+    const { stream, via: _via, ...plain } = opts;
+    return await mysql.createConnection({
+      ...plain,
+      ...(stream ? { stream: await stream() } : {}),
+      connectTimeout: 10000,
+    });
   } catch (err) {
+    if (err instanceof BlockdiffError) throw err;
     throw describeMysqlError(opts, err);
   }
 }
@@ -130,7 +168,8 @@ async function firstValue(conn: Conn, queries: string[]): Promise<string | null>
 
 function describeMysqlError(opts: MysqlConnectionOptions, err: unknown): BlockdiffError {
   const e = err as { code?: string; message?: string };
-  const where = opts.socketPath ?? `${opts.host}:${opts.port}`;
+  const where = (opts.socketPath ?? `${opts.host}:${opts.port}`) +
+    (opts.via ? ` (through ssh ${opts.via})` : "");
   if (e.code === "ER_ACCESS_DENIED_ERROR") {
     return new BlockdiffError(
       `MySQL at ${where}: access denied for user ${opts.user} (password from MYSQL_PWD, --password-file or ~/.my.cnf)`,

@@ -4,7 +4,7 @@
  * unique name per run, `lvremove -f` on every path, stale snapshots of crashed runs reported, and a classic
  * snapshot that overflowed (became invalid) during the dump detected.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import process from "node:process";
 import { BlockdiffError } from "../errors.ts";
 
@@ -26,10 +26,26 @@ function lvm(args: string[]): string {
       stdio: ["ignore", "pipe", "pipe"],
     });
   } catch (err) {
-    const e = err as { stderr?: string; message?: string };
-    const why = (e.stderr ?? "").trim().split("\n").filter((l) => !/WARNING/.test(l)).at(-1) ?? e.message;
-    throw new BlockdiffError(`${args.slice(0, 2).join(" ")}: ${why}`);
+    throw lvmError(args, err);
   }
+}
+
+/** As lvm(), without blocking this process (timers, e.g. a lock's hold limit, keep running). */
+function lvmAsync(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(
+      args[0],
+      args.slice(1),
+      { encoding: "utf8", env: LVM_ENV },
+      (err, stdout, stderr) => err ? reject(lvmError(args, Object.assign(err, { stderr }))) : resolve(stdout),
+    )
+  );
+}
+
+function lvmError(args: string[], err: unknown): BlockdiffError {
+  const e = err as { stderr?: string; message?: string };
+  const why = (e.stderr ?? "").trim().split("\n").filter((l) => !/WARNING/.test(l)).at(-1) ?? e.message;
+  return new BlockdiffError(`${args.slice(0, 2).join(" ")}: ${why}`);
 }
 
 /** Volume group, LV name and type of the LV at `device` (e.g. /dev/vg0/mysql). */
@@ -48,7 +64,7 @@ export function staleSnapshots(vg: string, lv: string): string[] {
 }
 
 /** `size`: e.g. "10G" for a classic snapshot; ignored for a thin LV. `prefix`: LVCREATE_PREFIX words. */
-export function createSnapshot(device: string, size: string, prefix: string[]): Snapshot {
+export async function createSnapshot(device: string, size: string, prefix: string[]): Promise<Snapshot> {
   const { vg, lv, thin } = inspectLv(device);
   const name = `${lv}-${SNAPSHOT_TAG}-${Date.now().toString(36)}-${process.pid}`;
   execFileSync("sync");
@@ -63,7 +79,7 @@ export function createSnapshot(device: string, size: string, prefix: string[]): 
     name,
     `${vg}/${lv}`,
   ];
-  lvm(cmd);
+  await lvmAsync(cmd);
   const snap = { vg, name, device: `/dev/${vg}/${name}`, thin };
   guard(snap);
   if (thin) {

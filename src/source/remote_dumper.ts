@@ -8,9 +8,13 @@ import * as fs from "node:fs";
 import process from "node:process";
 import type { Dumper } from "../archiver/backup.ts";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
-import { FRAME, FrameParser, type Trailer } from "../format/agent_frames.ts";
+import { FRAME, FrameParser, GO_BYTE, type Trailer } from "../format/agent_frames.ts";
 import { DIGEST_SIZE, HEADER_SIZE } from "../format/digest.ts";
 import { streamFinished, writeConsumed } from "../io/sink.ts";
+import type { MysqlConnectionOptions } from "../mysql/credentials.ts";
+import type { LockOptions } from "../mysql/lock.ts";
+import { mysqlSnapshotLock } from "../mysql/snapshot_lock.ts";
+import type { SnapshotPlan } from "../snapshot/session.ts";
 import { locateAgent, selfSha256 } from "../ssh/agent_install.ts";
 import { SshConnection, type SshOptions } from "../ssh/connect.ts";
 import { shellCommand, shellQuote } from "../ssh/quote.ts";
@@ -18,17 +22,21 @@ import { describeSource, type SourceSpec } from "./spec.ts";
 
 export type RemoteSpec = Extract<SourceSpec, { kind: "remote" }>;
 
-/** `--lvm-snapshot`: the agent snapshots the LV (classic: `size`; thin LVs need none) and dumps the snapshot. */
-export interface SnapshotRequest {
-  size: string;
-  lvcreatePrefix: string;
+/**
+ * `--lvm-snapshot`: the agent snapshots the LV and dumps the snapshot. `--mysql-lock`: this process holds
+ * FLUSH TABLES WITH READ LOCK around the agent's lvcreate, connected to the server through the SSH
+ * connection (host/port or socket as seen from the database host), so the password never leaves here.
+ */
+export interface RemoteSnapshot {
+  plan: SnapshotPlan;
+  mysql: { conn: MysqlConnectionOptions; lock: LockOptions } | null;
 }
 
 export async function remoteDumper(
   spec: RemoteSpec,
   ssh: Omit<SshOptions, "host" | "port" | "user">,
   log: (line: string) => void,
-  snapshot: SnapshotRequest | null = null,
+  snapshot: RemoteSnapshot | null = null,
 ): Promise<Dumper> {
   selfSha256().catch(() => {}); // hashing the executable overlaps the handshake (awaited by locateAgent)
   const conn = await SshConnection.connect({ ...ssh, host: spec.host, port: spec.port, user: spec.user });
@@ -42,6 +50,23 @@ export async function remoteDumper(
       throw new BlockdiffError(`cannot read remote source ${description}: ${lastLine(probe.stderr)}`);
     }
     const agent = await locateAgent(conn, log);
+    const my = snapshot?.mysql;
+    const mysqlLock = my
+      ? mysqlSnapshotLock(
+        {
+          ...my.conn,
+          stream: () =>
+            conn.forward(
+              my.conn.socketPath
+                ? { socket: my.conn.socketPath }
+                : { host: my.conn.host!, port: my.conn.port! },
+            ),
+          via: conn.target,
+        },
+        my.lock,
+        log,
+      )
+      : null;
     return {
       description,
       size: Number(probe.stdout.toString().trim()) || null,
@@ -57,8 +82,9 @@ export async function remoteDumper(
           String(req.level),
           ...(req.oldDigestPath ? ["--old-digest-on-stdin"] : []),
           ...(snapshot
-            ? ["--lvm-snapshot", snapshot.size, "--lvcreate-prefix", snapshot.lvcreatePrefix]
+            ? ["--lvm-snapshot", snapshot.plan.size, "--lvcreate-prefix", snapshot.plan.lvcreatePrefix]
             : []),
+          ...(mysqlLock ? ["--await-lock"] : []),
           spec.path,
         ];
         const prefix = process.env.SSH_BLOCKDIFF_PREFIX ?? "";
@@ -68,28 +94,66 @@ export async function remoteDumper(
         const closed = new Promise<{ code: number | null; signal?: string }>((resolve) =>
           ch.on("close", (code: number | null, signal?: string) => resolve({ code, signal }))
         );
-        if (req.oldDigestPath) {
-          const old = fs.createReadStream(req.oldDigestPath);
-          old.on("error", (err) => ch.destroy(err));
-          old.pipe(ch);
-        } else ch.end();
+        const sendOldDigest = () => {
+          if (req.oldDigestPath) {
+            const old = fs.createReadStream(req.oldDigestPath);
+            old.on("error", (err) => ch.destroy(err));
+            old.pipe(ch);
+          } else ch.end();
+        };
+        if (!mysqlLock) sendOldDigest();
 
         const parser = new FrameParser();
         let diffBytes = 0, digestBytes = 0, trailer: Trailer | null = null, remoteError: string | null = null;
-        for await (const chunk of ch as AsyncIterable<Buffer>) {
-          for (const f of parser.push(chunk)) {
-            if (trailer) throw new IntegrityError(`agent output from ${description}: data after the trailer`);
-            if (f.type === FRAME.diff) {
-              diffBytes += f.payload.length;
-              await writeConsumed(req.diffOut, f.payload);
-            } else if (f.type === FRAME.digest) {
-              digestBytes += f.payload.length;
-              await writeConsumed(req.digestOut, f.payload);
-            } else if (f.type === FRAME.progress) req.onProgress(JSON.parse(text(f.payload)).bytes);
-            else if (f.type === FRAME.trailer) trailer = JSON.parse(text(f.payload));
-            else if (f.type === FRAME.log) log(`${description}: ${text(f.payload)}`);
-            else remoteError = text(f.payload);
+        let unlock: ((created: boolean) => Promise<void>) | null = null;
+        try {
+          for await (const chunk of ch as AsyncIterable<Buffer>) {
+            for (const f of parser.push(chunk)) {
+              if (trailer) {
+                throw new IntegrityError(`agent output from ${description}: data after the trailer`);
+              }
+              switch (f.type) {
+                case FRAME.diff:
+                  diffBytes += f.payload.length;
+                  await writeConsumed(req.diffOut, f.payload);
+                  break;
+                case FRAME.digest:
+                  digestBytes += f.payload.length;
+                  await writeConsumed(req.digestOut, f.payload);
+                  break;
+                case FRAME.progress:
+                  req.onProgress(JSON.parse(text(f.payload)).bytes);
+                  break;
+                case FRAME.trailer:
+                  trailer = JSON.parse(text(f.payload));
+                  break;
+                case FRAME.log:
+                  log(`${description}: ${text(f.payload)}`);
+                  break;
+                case FRAME.error:
+                  remoteError = text(f.payload);
+                  break;
+                case FRAME.ready: // the agent waits for the go byte: lvcreate comes next
+                  if (!mysqlLock || unlock) {
+                    throw new IntegrityError(`agent on ${description}: unexpected R frame`);
+                  }
+                  unlock = await mysqlLock.lock();
+                  ch.write(new Uint8Array([GO_BYTE]));
+                  sendOldDigest();
+                  break;
+                case FRAME.created: {
+                  const u = unlock;
+                  unlock = null;
+                  await u?.(true);
+                }
+              }
+            }
           }
+        } catch (err) {
+          ch.destroy(); // the agent sees the connection go: it removes its snapshot and exits
+          throw err;
+        } finally {
+          await unlock?.(false);
         }
         const exit = await closed;
         if (remoteError) throw new BlockdiffError(`${description}: ${remoteError}`);
@@ -119,7 +183,7 @@ export async function remoteDumper(
         req.diffOut.end();
         req.digestOut.end();
         await done;
-        return trailer;
+        return { ...trailer, mysql: mysqlLock?.coordinates() ?? null };
       },
       close: () => Promise.resolve(conn.close()),
     };

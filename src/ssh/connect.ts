@@ -102,6 +102,22 @@ export class SshConnection {
     );
   }
 
+  /**
+   * A stream to a TCP port or a Unix socket as seen from the remote host (SSH port forwarding), e.g. the
+   * database server's; nothing is opened or listening on either host.
+   */
+  forward(to: { socket: string } | { host: string; port: number }): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | undefined, ch: ClientChannel) => {
+        if (!err) return resolve(ch);
+        const where = "socket" in to ? to.socket : `${to.host}:${to.port}`;
+        reject(new BlockdiffError(`ssh ${this.target}: cannot reach ${where} from there: ${err.message}`));
+      };
+      if ("socket" in to) this.client.openssh_forwardOutStreamLocal(to.socket, done);
+      else this.client.forwardOut("127.0.0.1", 0, to.host, to.port, done);
+    });
+  }
+
   /** Runs a command to completion, with optional stdin, collecting its output. */
   async run(command: string, input?: Uint8Array | fs.ReadStream): Promise<ExecResult> {
     const ch = await this.exec(command);

@@ -25,5 +25,16 @@ export class Client {
   on(event: "close", listener: () => void): this;
   connect(config: ConnectConfig): this;
   exec(command: string, callback: (err: Error | undefined, channel: ClientChannel) => void): this;
+  forwardOut(
+    srcIP: string,
+    srcPort: number,
+    dstIP: string,
+    dstPort: number,
+    callback: (err: Error | undefined, channel: ClientChannel) => void,
+  ): this;
+  openssh_forwardOutStreamLocal(
+    socketPath: string,
+    callback: (err: Error | undefined, channel: ClientChannel) => void,
+  ): this;
   end(): this;
 }
