@@ -9,6 +9,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { build } from "./build.ts";
+import { leaves, scenarioTable } from "./junit.ts";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const junit = path.join(root, "dist", "junit.xml");
@@ -22,16 +23,10 @@ const r = spawnSync(
   ["test", "-A", `--junit-path=${junit}`, ...(args.length ? args : ["tests/"])],
   { cwd: root, stdio: "inherit" },
 );
-const { passed, failed } = countLeaves(fs.existsSync(junit) ? fs.readFileSync(junit, "utf8") : "");
-console.log(`${passed} passed, ${failed} failed`);
+const all = leaves(fs.existsSync(junit) ? fs.readFileSync(junit, "utf8") : "");
+const table = scenarioTable(all);
+if (table) console.log(`\nFault and security scenarios:\n${table}\n`);
+const count = (o: string) => all.filter((l) => l.outcome === o).length;
+if (count("skipped")) console.log(`${count("skipped")} skipped`);
+console.log(`${count("passed")} passed, ${count("failed")} failed`);
 process.exit(r.status ?? 1);
-
-/** Counts leaf test cases (an `it`, not the `describe` around it) in Deno's JUnit report. */
-function countLeaves(xml: string): { passed: number; failed: number } {
-  const cases = [...xml.matchAll(/<testcase name="([^"]*)"[^>]*>([^]*?)<\/testcase>/g)]
-    .map((m) => ({ name: m[1], failed: /<failure/.test(m[2]) }));
-  const names = cases.map((c) => c.name);
-  const leaves = cases.filter((c) => !names.some((n) => n.startsWith(c.name + " &gt; ")));
-  const failed = leaves.filter((c) => c.failed).length;
-  return { passed: leaves.length - failed, failed };
-}

@@ -48,7 +48,7 @@ for (const t of targets()) {
     before(() => dir = tempDir());
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    it("a conflicting --block-size is refused and changes nothing", async () => {
+    it("fault: a conflicting --block-size is refused and changes nothing", async () => {
       await twoGenerations(t, dir, "bs");
       const snap = snapshot(dir);
       expectFailure(
@@ -59,7 +59,7 @@ for (const t of targets()) {
       assert.deepEqual(snapshot(dir), snap);
     });
 
-    it("unreadable source, missing backup directory, bad options", async () => {
+    it("fault: unreadable source, missing backup directory, bad options", async () => {
       fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS, 3));
       expectFailure(
         await backup(t, dir, "x", [], "nope.img"),
@@ -75,7 +75,7 @@ for (const t of targets()) {
       assert.ok(!listDir(dir).some((f) => f.startsWith("x.")), "a failed first run left files");
     });
 
-    it("a restore into a missing directory fails clearly and leaves nothing", async () => {
+    it("fault: a restore into a missing directory fails clearly and leaves nothing", async () => {
       await twoGenerations(t, dir, "nodir");
       expectFailure(
         await run(t, ["restore", "nodir", "missing-dir/out.img"], { cwd: dir }),
@@ -94,7 +94,7 @@ for (const t of targets()) {
       );
     });
 
-    it("a garbage .ver stops backup and restore without touching anything", async () => {
+    it("fault: a garbage .ver stops backup and restore without touching anything", async () => {
       await twoGenerations(t, dir, "garb");
       fs.writeFileSync(path.join(dir, "garb.ver"), "two\n");
       const snap = snapshot(dir);
@@ -107,7 +107,7 @@ for (const t of targets()) {
       assert.deepEqual(snapshot(dir), snap);
     });
 
-    it("a digest file of the wrong length is detected by backup, restore and verify", async () => {
+    it("fault: a digest file of the wrong length is detected by backup, restore and verify", async () => {
       await twoGenerations(t, dir, "dig");
       fs.truncateSync(path.join(dir, "dig.2.md5"), fs.statSync(path.join(dir, "dig.2.md5")).size - 3);
       const snap = snapshot(dir);
@@ -119,7 +119,7 @@ for (const t of targets()) {
       assert.deepEqual(snapshot(dir), snap);
     });
 
-    it("a truncated or corrupt diff: verify reports it, restore produces no image", async () => {
+    it("fault: a truncated or corrupt diff: verify reports it, restore produces no image", async () => {
       await twoGenerations(t, dir, "cut");
       fs.truncateSync(path.join(dir, "cut.1"), fs.statSync(path.join(dir, "cut.1")).size - 100);
       expectFailure(
@@ -144,7 +144,7 @@ for (const t of targets()) {
     });
 
     for (const victim of ["diff", "digest", "manifest"] as const) {
-      it(`verify detects one flipped bit in a ${victim} file; restore refuses`, async () => {
+      it(`fault: verify detects one flipped bit in a ${victim} file; restore refuses`, async () => {
         const name = `flip-${victim}`;
         await twoGenerations(t, dir, name);
         const file = { diff: `${name}.1`, digest: `${name}.2.md5`, manifest: `${name}.2.json` }[victim];
@@ -162,7 +162,7 @@ for (const t of targets()) {
       });
     }
 
-    it("a full backup directory fails cleanly and the chain stays usable", async (ctx) => {
+    it("fault: a full backup directory fails cleanly and the chain stays usable", async (ctx) => {
       const mnt = tempDir("blockdiff-full-");
       const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]);
       if (m.status !== 0) return ctx.skip("cannot mount a tmpfs here (not root?)");
@@ -187,7 +187,7 @@ for (const t of targets()) {
     });
 
     for (const signal of ["SIGKILL", "SIGINT", "SIGTERM"] as const) {
-      it(`${signal} mid-dump leaves .ver and earlier generations intact; the next run succeeds`, async () => {
+      it(`fault: ${signal} mid-dump leaves .ver and earlier generations intact; the next run succeeds`, async () => {
         const name = `kill-${signal}`;
         const v1 = pseudoRandom(BS * 2048, 6);
         fs.writeFileSync(path.join(dir, "src.img"), v1);
@@ -232,7 +232,7 @@ for (const t of targets()) {
       });
     }
 
-    it("--lock: a second run fails at once while the first holds it; a stale lock is taken over", async () => {
+    it("fault: --lock: a second run fails at once while the first holds it; a stale lock is taken over", async () => {
       fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 4, 8));
       fs.writeFileSync(path.join(dir, "run.lock"), `${process.pid}\n`);
       expectFailure(

@@ -92,7 +92,7 @@ describe(
       assert.equal(fileMd5("thin.img"), sum);
     });
 
-    it("stale snapshots of crashed runs are reported", async () => {
+    it("fault: stale snapshots of crashed runs are reported", async () => {
       guest.sh(`lvcreate -q -y -s -L 4M -n data-bdsnap-crashed1 ${VG}/data`);
       try {
         const r = await backup(binary(), "stale", "data", ["--lvm-snapshot=16M"]);
@@ -103,7 +103,7 @@ describe(
       }
     });
 
-    it("the snapshot is removed after an injected failure (agent output cut: the agent dies of SIGPIPE)", async () => {
+    it("fault: the snapshot is removed after an injected failure (agent output cut: the agent dies of SIGPIPE)", async () => {
       const t = binary();
       const cut = `sh -c '"$@" | head -c 300000' sh`;
       expectFailure(
@@ -115,7 +115,7 @@ describe(
       assert.ok(!fs.existsSync(path.join(dir, "inj.ver")));
     });
 
-    it("the snapshot is removed after the controller gets SIGINT mid-dump", async () => {
+    it("fault: the snapshot is removed after the controller gets SIGINT mid-dump", async () => {
       const t = binary();
       const p = start(inNs(t), backupArgs("sig", "data", ["--lvm-snapshot=16M"]), { cwd: dir });
       await waitUntil(() => snapshots().length > 0, "the snapshot to exist");
@@ -127,7 +127,7 @@ describe(
       assert.ok(!fs.existsSync(path.join(dir, "sig.ver")));
     });
 
-    it("a classic snapshot that overflows during the dump fails the run", async () => {
+    it("fault: a classic snapshot that overflows during the dump fails the run", async () => {
       const t = binary();
       // a consumer that stalls for 10 s keeps the dump (and the snapshot) open while the origin is rewritten
       const slow = `sh -c '"$@" | (sleep 10; cat)' sh`;

@@ -47,7 +47,7 @@ describe(
         assert.equal(code.code, 7, "CMD's exit status is passed through");
       });
 
-      it(`(${t.name}) password from --password-file or ~/.my.cnf, never in any argv`, async () => {
+      it(`(${t.name}) security: password from --password-file or ~/.my.cnf, never in any argv`, async () => {
         const pwFile = path.join(dir, "pw");
         fs.writeFileSync(pwFile, PASSWORD + "\n", { mode: 0o600 });
         const cmdline = path.join(dir, `cmdline-${t.name}`);
@@ -71,7 +71,7 @@ describe(
         assert.equal(c.code, 0, c.stderr);
       });
 
-      it(`(${t.name}) wrong password and a server that is gone fail with one clear line`, async () => {
+      it(`(${t.name}) fault: wrong password and a server that is gone fail with one clear line`, async () => {
         expectFailure(
           await run(t, ["mysqllock", ...conn(), "--", "true"], { cwd: dir, env: { MYSQL_PWD: "wrong" } }),
           1,
@@ -87,7 +87,7 @@ describe(
         );
       });
 
-      it(`(${t.name}) behind a long-running write it gives up within the timeout and writes are not stalled`, async () => {
+      it(`(${t.name}) fault: behind a long-running write it gives up within the timeout and writes are not stalled`, async () => {
         const long = db.background("UPDATE app.t SET i = i + SLEEP(20)");
         try {
           await new Promise((r) => setTimeout(r, 700));
@@ -116,7 +116,7 @@ describe(
         }
       });
 
-      it(`(${t.name}) SIGTERM while CMD runs releases the lock and stops CMD`, async () => {
+      it(`(${t.name}) fault: SIGTERM while CMD runs releases the lock and stops CMD`, async () => {
         const p = start(t, ["mysqllock", ...conn(), "--", "sleep", "30"], { cwd: dir, env });
         await waitLocked(db);
         process.kill(p.child.pid!, "SIGTERM");

@@ -124,7 +124,7 @@ describe(
       await assertConsistent("local", 1, m.mysql.gtid);
     });
 
-    it("behind a long-running write the lock attempt gives up, writes go on, no snapshot is left", async () => {
+    it("fault: behind a long-running write the lock attempt gives up, writes go on, no snapshot is left", async () => {
       const ver = fs.readFileSync(path.join(dir, "hot.ver"), "utf8");
       const stopLong = db.background("UPDATE app.slow SET i = i + SLEEP(30)");
       try {
@@ -141,7 +141,7 @@ describe(
       assert.equal(fs.readFileSync(path.join(dir, "hot.ver"), "utf8"), ver, ".ver changed");
     });
 
-    it("a wrong password fails with one clear line before any snapshot", async () => {
+    it("fault: a wrong password fails with one clear line before any snapshot", async () => {
       const bad = path.join(dir, "badpw");
       fs.writeFileSync(bad, "wrong\n", { mode: 0o600 });
       const r = await hotBackup("hot", ["--password-file", bad]);

@@ -47,7 +47,7 @@ describe(
       run(t, args, { cwd: dir, env: { SSH_AUTH_SOCK: "", ...env } });
 
     for (const t of targets()) {
-      it(`(${t.name}) full + incrementals of a hostile path restore exactly; nothing runs on the remote`, async () => {
+      it(`(${t.name}) security: full + incrementals of a hostile path restore exactly; nothing runs on the remote`, async () => {
         fs.mkdirSync(path.join(dir, "src dir"), { recursive: true });
         const src = hostile();
         const versions: Buffer[] = [];
@@ -81,7 +81,7 @@ describe(
         }
       });
 
-      it(`(${t.name}) unknown host refused; --accept-new-host-key records it; a changed key is always refused`, async () => {
+      it(`(${t.name}) security: unknown host refused; --accept-new-host-key records it; a changed key is always refused`, async () => {
         fs.writeFileSync(path.join(dir, "s.img"), pseudoRandom(BS * 4, 5));
         const known = path.join(dir, `kh-${t.name}`);
         const args = (
@@ -111,7 +111,7 @@ describe(
         assert.equal(fs.readFileSync(path.join(dir, `k-${t.name}.ver`), "utf8"), "2\n");
       });
 
-      it(`(${t.name}) truncated agent output fails the run and keeps .ver; SSH_BLOCKDIFF_PREFIX is used`, async () => {
+      it(`(${t.name}) fault: truncated or corrupted agent output fails the run and keeps .ver; SSH_BLOCKDIFF_PREFIX is used`, async () => {
         fs.writeFileSync(path.join(dir, "t.img"), pseudoRandom(BS * 64, 6));
         const args = [
           "backup",
@@ -141,13 +141,13 @@ describe(
         assert.equal((await remote(t, ["verify", `t-${t.name}`])).code, 0);
       });
 
-      it(`(${t.name}) a missing remote source fails with one clear line`, async () => {
+      it(`(${t.name}) fault: a missing remote source fails with one clear line`, async () => {
         const r = await remote(t, ["backup", `m-${t.name}`, url("/nonexistent/x.img"), ...sshArgs()]);
         expectFailure(r, 1, /cannot read remote source .*\/nonexistent\/x\.img: .*No such file/);
       });
     }
 
-    it("(binary) uploads itself once into ~/.cache/blockdiff/SHA256 (mode 0700), verified by hash", async (ctx) => {
+    it("(binary) security: uploads itself once into ~/.cache/blockdiff/SHA256 (mode 0700), verified by hash", async (ctx) => {
       const t = targets().find((x) => x.name === "binary");
       if (!t) return ctx.skip("binary not built");
       const sha = createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
