@@ -1,6 +1,6 @@
 /** Remote backups over a real loopback sshd: host keys, quoting, agent upload, truncated output. */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -14,9 +14,11 @@ import {
   listDir,
   pseudoRandom,
   run,
+  start,
   type Target,
   targets,
   tempDir,
+  waitUntil,
 } from "./helpers.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./sshd.ts";
 
@@ -144,6 +146,55 @@ describe(
       it(`(${t.name}) fault: a missing remote source fails with one clear line`, async () => {
         const r = await remote(t, ["backup", `m-${t.name}`, url("/nonexistent/x.img"), ...sshArgs()]);
         expectFailure(r, 1, /cannot read remote source .*\/nonexistent\/x\.img: .*No such file/);
+      });
+    }
+
+    for (const victim of ["sshd", "agent"] as const) {
+      const what = victim === "sshd"
+        ? "the SSH connection cut (sshd's child killed)"
+        : "the remote agent killed";
+      it(`fault: ${what} mid-stream fails the run, keeps .ver, leaves no agent; the next run succeeds`, async () => {
+        const t = targets().at(-1)!;
+        const name = `cut-${victim}`;
+        fs.writeFileSync(path.join(dir, "c.img"), pseudoRandom(BS * 1024, 9));
+        const args = (
+          src: string,
+        ) => ["backup", name, url(path.join(dir, src)), "--block-size", String(BS), ...sshArgs()];
+        assert.equal((await remote(t, args("c.img"))).code, 0);
+        const fifo = path.join(dir, `${name}.fifo`);
+        execFileSync("mkfifo", [fifo]);
+        const child = start(t, args(`${name}.fifo`), { cwd: dir, env: { SSH_AUTH_SOCK: "" } });
+        const w = fs.openSync(fifo, "w"); // the agent opened it
+        try {
+          fs.writeSync(w, pseudoRandom(BS * 512, 10));
+          await waitUntil(
+            () => listDir(dir).some((f) => f.startsWith(`${name}.2.tmp-`)),
+            "the dump to start",
+          );
+          if (victim === "sshd") {
+            const master = fs.readFileSync(path.join(sshd.dir, "sshd.pid"), "utf8").trim();
+            execFileSync("pkill", ["-KILL", "-P", master]);
+          } else execFileSync("pkill", ["-KILL", "-f", "agent dump --block-size"]);
+          const r = await child.done;
+          expectFailure(
+            r,
+            1,
+            victim === "sshd"
+              ? /ssh .*: connection lost during the dump/
+              : /agent on .* failed \(signal SIGKILL\)/,
+          );
+        } finally {
+          child.child.kill("SIGKILL");
+          fs.closeSync(w); // an agent still blocked on the fifo reads its end, writes, and dies of EPIPE
+        }
+        await waitUntil(
+          () => spawnSync("pgrep", ["-f", "agent dump --block-size"]).status === 1,
+          "the agent to go",
+        );
+        assert.equal(fs.readFileSync(path.join(dir, `${name}.ver`), "utf8"), "1\n");
+        assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")), "temporary files left");
+        assert.equal((await remote(t, args("c.img"))).code, 0, "the next run succeeds");
+        assert.equal((await remote(t, ["verify", name])).code, 0);
       });
     }
 

@@ -158,11 +158,10 @@ export async function remoteDumper(
         const exit = await closed;
         if (remoteError) throw new BlockdiffError(`${description}: ${remoteError}`);
         if (exit.code !== 0 && !trailer) {
-          const why = exit.signal
-            ? `signal ${exit.signal}`
-            : exit.code === null
-            ? "connection lost"
-            : `exit ${exit.code}`;
+          if (exit.code == null && !exit.signal) {
+            throw new BlockdiffError(`ssh ${conn.target}: connection lost during the dump of ${description}`);
+          }
+          const why = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`;
           throw new BlockdiffError(
             `agent on ${conn.target} failed (${why}): ${lastLine(stderr) || "no message"}`,
           );
