@@ -103,7 +103,7 @@ for (const t of targets()) {
       }
     });
 
-    it("writes the original's bytes, mode 0600 files, a manifest, and a JSON summary", async () => {
+    it("security: backup files are mode 0600; the original's bytes, a manifest and a JSON summary", async () => {
       fs.writeFileSync(src, pseudoRandom(BS * 8 + 5, 7));
       const r = await ok(t, ["backup", "fmt", "src.img", "--block-size", String(BS), "--json"], dir);
       const ref = referenceDump(fs.readFileSync(src), BS, null);

@@ -162,6 +162,16 @@ for (const t of targets()) {
       });
     }
 
+    it("fault: a truncated manifest: verify reports it, restore refuses", async () => {
+      await twoGenerations(t, dir, "cut-manifest");
+      fs.truncateSync(path.join(dir, "cut-manifest.2.json"), 100);
+      const v = await run(t, ["verify", "cut-manifest"], { cwd: dir });
+      assert.equal(v.code, 3);
+      assert.match(v.stdout.toString(), /generation 2: BAD .*not valid JSON/);
+      expectFailure(await run(t, ["restore", "cut-manifest", "cm.img"], { cwd: dir }), 3, /corrupt manifest/);
+      assert.ok(!fs.existsSync(path.join(dir, "cm.img")));
+    });
+
     it("fault: a full backup directory fails cleanly and the chain stays usable", async (ctx) => {
       const mnt = tempDir("blockdiff-full-");
       const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]);

@@ -5,12 +5,12 @@
  * before that generation's lock (its GTID is the one read under the lock, and the row count matches it).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
-import { BINARY, expectFailure, run, type Target, targets, tempDir } from "./helpers.ts";
+import { BINARY, expectFailure, run, start, type Target, targets, tempDir, waitUntil } from "./helpers.ts";
 import { GUEST_SOCKET, type GuestDb, SERVER_OPTIONS, startGuestDb } from "./guest_mariadb.ts";
 import { PASSWORD, serveDatadir, USER } from "./mariadb.ts";
 import { GUEST, type Guest, startGuest, umlAvailable, VG } from "./uml.ts";
@@ -41,34 +41,50 @@ describe(
       const b = targets().find((x) => x.name === "binary") ?? targets()[0];
       return { name: b.name, cmd: ["ip", "netns", "exec", `bdtest${process.pid}`, ...b.cmd] };
     })();
-    const hotBackup = (name: string, extra: string[] = []) =>
-      run(t, [
-        "backup",
-        name,
-        `root@${GUEST}:/dev/${VG}/db`,
-        "-i",
-        guest.clientKey,
-        "--known-hosts",
-        path.join(dir, "kh"),
-        "--accept-new-host-key",
-        "--lvm-snapshot=32M",
-        "--compress",
-        "zstd",
-        "--mysql-lock",
-        "--mysql-socket",
-        GUEST_SOCKET,
-        "--mysql-user",
-        USER,
-        "--password-file",
-        path.join(dir, "pw"),
-        "--json",
-        ...extra,
-      ], { cwd: dir });
+    const hotArgs = (name: string, extra: string[] = []) => [
+      "backup",
+      name,
+      `root@${GUEST}:/dev/${VG}/db`,
+      "-i",
+      guest.clientKey,
+      "--known-hosts",
+      path.join(dir, "kh"),
+      "--accept-new-host-key",
+      "--lvm-snapshot=32M",
+      "--compress",
+      "zstd",
+      "--mysql-lock",
+      "--mysql-socket",
+      GUEST_SOCKET,
+      "--mysql-user",
+      USER,
+      "--password-file",
+      path.join(dir, "pw"),
+      "--json",
+      ...extra,
+    ];
+    const hotBackup = (name: string, extra: string[] = []) => run(t, hotArgs(name, extra), { cwd: dir });
+    /** LVCREATE_PREFIX that makes lvcreate take `seconds` longer: the lock is held meanwhile. */
+    const slowLvcreate = (seconds: number) => {
+      const p = path.join(dir, `slow-lvcreate-${seconds}`);
+      fs.writeFileSync(p, `#!/bin/sh\nsleep ${seconds}\nexec "$@"\n`, { mode: 0o755 });
+      return { LVCREATE_PREFIX: p };
+    };
+    /** Whether a write from another session gets through within a second. */
+    const canWrite = () => {
+      try {
+        db.sql("SET SESSION lock_wait_timeout = 1; INSERT INTO app.t (v) VALUES (3)");
+        return true;
+      } catch {
+        return false;
+      }
+    };
     const snapshots = () =>
       guest.sh(`lvs --noheadings -o lv_name ${VG}`).split("\n").filter((s) => /bdsnap/.test(s));
 
     it("three hot generations under continuous writes each restore to a consistent database", async () => {
       db.startWriter();
+      const scan = scanArgv(guest, PASSWORD);
       const gtids: string[] = [];
       try {
         for (let g = 1; g <= 3; g++) {
@@ -86,6 +102,8 @@ describe(
       } finally {
         db.stopWriter();
       }
+      const seen = await scan.stop();
+      assert.deepEqual(seen, ["host: control", "guest: control"], "the password showed in a process's argv");
       assert.deepEqual(snapshots(), [], "snapshot left behind");
       const seqs = gtids.map((g) => Number(g.split("-")[2]));
       assert.ok(seqs[0] > baseline && seqs[1] > seqs[0] && seqs[2] > seqs[1], `GTIDs ${gtids} not advancing`);
@@ -141,6 +159,32 @@ describe(
       assert.equal(fs.readFileSync(path.join(dir, "hot.ver"), "utf8"), ver, ".ver changed");
     });
 
+    it("fault: SIGTERM while the lock is held (slow lvcreate) releases it at once; no snapshot is left", async () => {
+      const ver = fs.readFileSync(path.join(dir, "hot.ver"), "utf8");
+      const p = start(t, hotArgs("hot"), { cwd: dir, env: slowLvcreate(5) });
+      await waitUntil(() => !canWrite(), "the lock to be taken", 20000, 100);
+      process.kill(p.child.pid!, "SIGTERM");
+      const r = await p.done;
+      assert.equal(r.code, 143, r.stderr);
+      assert.ok(canWrite(), "writes still blocked after the controller was stopped");
+      await new Promise((r) => setTimeout(r, 6000)); // the in-flight lvcreate ends; its snapshot must go too
+      await waitUntil(() => snapshots().length === 0, "the snapshot to be removed", 20000, 500);
+      assert.equal(fs.readFileSync(path.join(dir, "hot.ver"), "utf8"), ver, ".ver changed");
+    });
+
+    it("fault: an lvcreate slower than --lock-max-hold: the lock is dropped, writes go on, the run fails", async () => {
+      const ver = fs.readFileSync(path.join(dir, "hot.ver"), "utf8");
+      const p = start(t, hotArgs("hot", ["--lock-max-hold", "2"]), { cwd: dir, env: slowLvcreate(6) });
+      await waitUntil(() => !canWrite(), "the lock to be taken", 20000, 100);
+      const locked = Date.now();
+      await waitUntil(canWrite, "writes to resume", 10000, 100);
+      const resumedAfter = Date.now() - locked;
+      assert.ok(resumedAfter < 4500, `writes resumed after ${resumedAfter} ms`);
+      expectFailure(await p.done, 1, /the lock was dropped after 2s so that writes could go on/);
+      await waitUntil(() => snapshots().length === 0, "the snapshot to be removed", 20000, 500);
+      assert.equal(fs.readFileSync(path.join(dir, "hot.ver"), "utf8"), ver, ".ver changed");
+    });
+
     it("fault: a wrong password fails with one clear line before any snapshot", async () => {
       const bad = path.join(dir, "badpw");
       fs.writeFileSync(bad, "wrong\n", { mode: 0o600 });
@@ -154,6 +198,50 @@ describe(
     });
   },
 );
+
+/**
+ * Watches every process's argv, here and in the guest, for `secret` until stop(); a control process with the
+ * secret in its argv is started on each side first, so a scanner that sees nothing cannot pass.
+ */
+function scanArgv(guest: Guest, secret: string): { stop(): Promise<string[]> } {
+  const seen = new Set<string>();
+  const control = spawn("sh", ["-c", "sleep 5; :", "control", secret], { stdio: "ignore" });
+  const timer = setInterval(() => {
+    for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      let argv: string;
+      try {
+        argv = fs.readFileSync(`/proc/${pid}/cmdline`, "latin1");
+      } catch {
+        continue;
+      }
+      if (argv.includes(secret)) seen.add(argv.includes("\0control\0") ? "host: control" : `host: ${argv}`);
+    }
+  }, 20);
+  const d = guest.dir;
+  fs.writeFileSync(path.join(d, "secret"), secret);
+  fs.writeFileSync(
+    path.join(d, "scan.sh"),
+    `while [ -e /run/bdscan.on ]; do\n` +
+      `  for f in $(grep -l -F -f ${d}/secret /proc/[0-9]*/cmdline 2>/dev/null); do tr '\\0' ' ' < "$f"; echo; done\n` +
+      `  sleep 0.05\ndone >> /run/bdscan.hits\n`,
+  );
+  guest.sh(
+    `rm -f /run/bdscan.hits; touch /run/bdscan.on; setsid sh ${d}/scan.sh </dev/null >/dev/null 2>&1 & ` +
+      `sleep 0.3; setsid sh -c 'sleep 1; :' guestcontrol "$(cat ${d}/secret)" </dev/null >/dev/null 2>&1 &`,
+  );
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 200));
+      clearInterval(timer);
+      control.kill();
+      const hits = guest.sh("rm -f /run/bdscan.on; sleep 0.3; sort -u /run/bdscan.hits");
+      for (const line of hits.split("\n").filter(Boolean)) {
+        seen.add(line.includes(" guestcontrol ") ? "guest: control" : `guest: ${line}`);
+      }
+      return [...seen];
+    },
+  };
+}
 
 /** Loop-mounts a restored image here, starts a second mariadbd on it and reads its state. */
 async function inspectRestored(
