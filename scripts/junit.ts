@@ -26,21 +26,27 @@ export function leaves(xml: string): Leaf[] {
 }
 
 /** Tests named "... fault: X" or "... security: X" are the reliability suite's scenarios (issue 5). */
-const SCENARIO = /^(?:\((\w+)\) )?(fault|security): (.*)$/;
+const SCENARIO = /^(?:\((\w+)\) )?(fault|security): (.*?)(?: \((\w+)\))?$/;
 
+/** One row per scenario; a scenario run against both the source and the binary shows both. */
 export function scenarioTable(all: Leaf[]): string {
-  const rows: string[][] = [];
+  const rows = new Map<string, { kind: string; text: string; runs: string[]; outcome: string }>();
   for (const l of all) {
-    const m = SCENARIO.exec(l.name.split(" > ").at(-1)!);
+    const parts = l.name.split(" > ");
+    const m = SCENARIO.exec(parts.at(-1)!);
     if (!m) continue;
-    rows.push([
-      m[2],
-      m[3] + (m[1] ? ` (${m[1]})` : ""),
-      l.outcome === "passed" ? "ok" : l.outcome.toUpperCase(),
-    ]);
+    const target = m[1] ?? m[4] ?? /\((source|binary)\)$/.exec(parts[0])?.[1] ?? "";
+    const row = rows.get(m[2] + m[3]) ?? { kind: m[2], text: m[3], runs: [], outcome: "ok" };
+    if (target) row.runs.push(target);
+    if (l.outcome !== "passed" && row.outcome !== "FAILED") row.outcome = l.outcome.toUpperCase();
+    rows.set(m[2] + m[3], row);
   }
-  if (!rows.length) return "";
-  const w = [0, 1].map((i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => `${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2]}`;
-  return [line(["kind", "scenario", "outcome"]), ...rows.map(line)].join("\n");
+  if (!rows.size) return "";
+  const cells = [["kind", "scenario", "run as", "outcome"]].concat(
+    [...rows.values()].map((r) => [r.kind, r.text, r.runs.join("+") || "-", r.outcome]),
+  );
+  const w = [0, 1, 2].map((i) => Math.max(...cells.map((c) => c[i].length)));
+  return cells.map((c) => `${c[0].padEnd(w[0])}  ${c[1].padEnd(w[1])}  ${c[2].padEnd(w[2])}  ${c[3]}`).join(
+    "\n",
+  );
 }
