@@ -7,9 +7,18 @@ type ZstdSync = {
 };
 
 export function compressPiece(kind: "gzip" | "zstd", level: number, data: Uint8Array): Uint8Array {
-  if (kind === "gzip") return new Uint8Array(zlib.gzipSync(data, { level }));
   const z = zlib as unknown as ZstdSync;
-  return new Uint8Array(
-    z.zstdCompressSync(data, { params: { [z.constants.ZSTD_c_compressionLevel]: level } }),
+  return owned(
+    kind === "gzip"
+      ? zlib.gzipSync(data, { level })
+      : z.zstdCompressSync(data, { params: { [z.constants.ZSTD_c_compressionLevel]: level } }),
   );
+}
+
+/** The bytes in an ArrayBuffer of their own (to be transferred): the buffer itself when it already is. */
+function owned(b: Uint8Array): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength &&
+      !(b.buffer instanceof SharedArrayBuffer)
+    ? new Uint8Array(b.buffer, 0, b.byteLength)
+    : new Uint8Array(b);
 }

@@ -37,12 +37,19 @@ export function createParallelism(threads = threadsFromEnv()): Parallelism {
     };
   }
   const pool = new WorkerPool(threads);
+  const spare: ArrayBuffer[] = []; // input buffers handed back by the workers
   return {
     hasher: new PoolHasher(pool),
     compress: async (kind, level, data) => {
-      // The task may wait in the queue while the caller reuses `data`: send a copy, transferred (not cloned).
-      const copy = new Uint8Array(data); // a real copy (Buffer#slice would be a view)
-      return (await pool.run({ op: "compress", kind, level, data: copy }, [copy.buffer])).data!;
+      // The task may wait in the queue while the caller reuses `data`: send a copy, transferred (not cloned),
+      // in a buffer a worker handed back when there is one of the right size.
+      let buf = spare.pop();
+      if (buf?.byteLength !== data.byteLength) buf = new ArrayBuffer(data.byteLength);
+      const copy = new Uint8Array(buf);
+      copy.set(data);
+      const r = await pool.run({ op: "compress", kind, level, data: copy }, [buf]);
+      if (r.input && spare.length < 4) spare.push(r.input.buffer as ArrayBuffer);
+      return r.data!;
     },
     threads: pool.size,
     close: () => pool.close(),

@@ -16,7 +16,11 @@ parentPort!.on("message", (m: TaskMessage) => {
       parentPort!.postMessage({ id: m.id });
     } else {
       const data = compressPiece(m.kind, m.level, m.data);
-      parentPort!.postMessage({ id: m.id, data }, [data.buffer as ArrayBuffer]);
+      // The input goes back too, for the next piece: no garbage per piece on that side.
+      parentPort!.postMessage({ id: m.id, data, input: m.data }, [
+        data.buffer as ArrayBuffer,
+        m.data.buffer as ArrayBuffer,
+      ]);
     }
   } catch (err) {
     parentPort!.postMessage({ id: m.id, error: String((err as Error)?.message ?? err) });

@@ -27,6 +27,8 @@ type Task = TaskMessage extends infer T ? T extends unknown ? Omit<T, "id"> : ne
 interface Reply {
   id: number;
   data?: Uint8Array;
+  /** A compress task's input buffer, handed back for reuse. */
+  input?: Uint8Array;
   error?: string;
 }
 

@@ -1,4 +1,5 @@
 /** Pull-based byte sources: a file descriptor or a Node readable stream. */
+import { noteGarbage } from "../runtime.ts";
 import * as fs from "node:fs";
 
 export interface ByteSource {
@@ -53,6 +54,7 @@ export class StreamSource implements ByteSource {
     while (this.#pos >= this.#chunk.length) {
       const r = await this.#it.next();
       if (r.done) return 0;
+      noteGarbage(r.value.length);
       this.#chunk = r.value;
       this.#pos = 0;
     }

@@ -4,6 +4,7 @@
  * digest files here. Output that ends early, carries an unknown frame, or whose byte counts differ from the
  * agent's trailer fails the run.
  */
+import { noteGarbage } from "../runtime.ts";
 import * as fs from "node:fs";
 import process from "node:process";
 import type { Dumper } from "../archiver/backup.ts";
@@ -108,6 +109,7 @@ export async function remoteDumper(
         let unlock: ((created: boolean) => Promise<void>) | null = null;
         try {
           for await (const chunk of ch as AsyncIterable<Buffer>) {
+            noteGarbage(chunk.length);
             for (const f of parser.push(chunk)) {
               if (trailer) {
                 throw new IntegrityError(`agent output from ${description}: data after the trailer`);

@@ -4,6 +4,7 @@
  * verified by its hash. From source (deno run), the same command line as here: the remote must be this
  * machine or hold the same checkout (that is what the tests do).
  */
+import { noteGarbage } from "../runtime.ts";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import process from "node:process";
@@ -57,6 +58,7 @@ export function selfSha256(): Promise<string> {
     const h = createHash("sha256");
     for await (const chunk of fs.createReadStream(process.execPath, { highWaterMark: 1 << 20 })) {
       h.update(chunk);
+      noteGarbage(chunk.length);
     }
     return h.digest("hex");
   })();
