@@ -70,6 +70,13 @@ for (const t of targets()) {
       expectFailure(await backup(t, dir, "missing/x"), 1, /backup directory missing: no such file/);
       expectFailure(await backup(t, dir, "x", ["--compress", "rar"]), 2, /unknown compression 'rar'/);
       expectFailure(await backup(t, dir, "x", ["--frobnicate"]), 2, /unknown option --frobnicate/);
+      expectFailure(await backup(t, dir, "x", ["--mysql-lock"]), 2, /--mysql-lock needs --lvm-snapshot/);
+      expectFailure(await backup(t, dir, "x", ["--mysql-user", "bk"]), 2, /--mysql-user needs --mysql-lock/);
+      expectFailure(
+        await backup(t, dir, "x", ["--lvm-snapshot"]),
+        1,
+        /src\.img is not an LVM logical volume/,
+      );
       expectFailure(await run(t, ["restore", "x"], { cwd: dir }), 2, /usage: blockdiff restore/);
       expectFailure(await run(t, ["restore", "nochain", "o.img"], { cwd: dir }), 1, /no backup chain/);
       assert.ok(!listDir(dir).some((f) => f.startsWith("x.")), "a failed first run left files");

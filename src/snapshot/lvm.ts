@@ -50,8 +50,12 @@ function lvmError(args: string[], err: unknown): BlockdiffError {
 
 /** Volume group, LV name and type of the LV at `device` (e.g. /dev/vg0/mysql). */
 export function inspectLv(device: string): { vg: string; lv: string; thin: boolean } {
-  const out = lvm(["lvs", "--noheadings", "--separator", "|", "-o", "vg_name,lv_name,segtype", device])
-    .trim();
+  let out: string;
+  try {
+    out = lvm(["lvs", "--noheadings", "--separator", "|", "-o", "vg_name,lv_name,segtype", device]).trim();
+  } catch (err) {
+    throw new BlockdiffError(`${device} is not an LVM logical volume (${(err as Error).message})`);
+  }
   const [vg, lv, segtype] = out.split("|").map((s) => s.trim());
   if (!vg || !lv) throw new BlockdiffError(`${device} is not an LVM logical volume`);
   return { vg, lv, thin: segtype === "thin" };
