@@ -3,6 +3,7 @@
  * to digest k at that index; every block it does not hold is unchanged from digest k-1 (so restoring k
  * yields digest k); manifest fields and SHA-256 sums match the files.
  */
+import { noteGarbage } from "../runtime.ts";
 import { createHash } from "node:crypto";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { sameDigest } from "../format/digest_cursor.ts";
@@ -79,6 +80,7 @@ async function verifyGeneration(chain: Chain, g: number, hasher: BlockHasher): P
       }
       await checkUnchanged(rec.index);
       await hasher.hashBlocks(rec.data, rec.data.length, bs, md5);
+      noteGarbage(rec.data.length);
       if (!sameDigest(md5, (await cur.cursor.get(rec.index))!)) {
         throw new IntegrityError(`${diff.what}: block ${rec.index} does not match its digest (corrupt data)`);
       }

@@ -3,6 +3,7 @@
  * generation K's digest before it is written. A regular-file target is written under a temporary name and
  * renamed only when the whole image checked out; a block device is written in place.
  */
+import { noteGarbage } from "../runtime.ts";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { onCleanup } from "../cleanup.ts";
@@ -97,6 +98,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
           throw describeIoError(`writing ${o.target}`, err);
         }
         size += len;
+        noteGarbage(len); // per-block records and promises of every generation: GC-lagged otherwise
         progress.update(size);
       }
     } finally {
