@@ -7,7 +7,6 @@
  * corrupted output.
  */
 import { IntegrityError } from "../errors.ts";
-import { concatBytes } from "../io/bytes.ts";
 
 export const FRAME = {
   diff: 0x44,
@@ -40,31 +39,77 @@ export function frameHeader(type: number, length: number): Uint8Array {
   return h;
 }
 
-/** Splits a byte stream into frames; `push` returns complete frames (payload views valid until next push). */
+/**
+ * Splits a byte stream into frames; `push` returns complete frames (payload views valid until next push).
+ * A frame that spans chunks is gathered once (its pieces are copied as they come, then joined), so a 1 MiB
+ * frame arriving in 32 KiB SSH packets costs two copies, not one per packet.
+ */
 export class FrameParser {
-  #buf: Uint8Array = new Uint8Array(0);
+  /** Copies of the bytes of an incomplete frame. */
+  #parts: Uint8Array[] = [];
+  #have = 0;
 
   push(chunk: Uint8Array): { type: number; payload: Uint8Array }[] {
-    this.#buf = this.#buf.length ? concatBytes(this.#buf, chunk) : chunk;
     const frames: { type: number; payload: Uint8Array }[] = [];
     let pos = 0;
-    while (this.#buf.length - pos >= FRAME_HEADER) {
-      const type = this.#buf[pos];
-      if (!(Object.values(FRAME) as number[]).includes(type)) {
-        throw new IntegrityError(`agent output corrupt: unknown frame type 0x${type.toString(16)}`);
+    if (this.#have) {
+      const need = this.#frameLength(chunk);
+      if (need === null || this.#have + chunk.length < need) {
+        this.#keep(chunk);
+        return frames;
       }
-      const len = new DataView(this.#buf.buffer, this.#buf.byteOffset + pos + 1, 4).getUint32(0, true);
-      if (len > MAX_FRAME) throw new IntegrityError(`agent output corrupt: frame of ${len} bytes`);
-      if (this.#buf.length - pos - FRAME_HEADER < len) break;
-      frames.push({ type, payload: this.#buf.subarray(pos + FRAME_HEADER, pos + FRAME_HEADER + len) });
+      const whole = new Uint8Array(need);
+      let at = 0;
+      for (const p of this.#parts) whole.set(p, (at += p.length) - p.length);
+      pos = need - this.#have;
+      whole.set(chunk.subarray(0, pos), at);
+      this.#parts = [];
+      this.#have = 0;
+      frames.push({ type: whole[0], payload: whole.subarray(FRAME_HEADER) });
+    }
+    while (chunk.length - pos >= FRAME_HEADER) {
+      const len = checkHeader(chunk.subarray(pos, pos + FRAME_HEADER));
+      if (chunk.length - pos - FRAME_HEADER < len) break;
+      frames.push({
+        type: chunk[pos],
+        payload: chunk.subarray(pos + FRAME_HEADER, pos + FRAME_HEADER + len),
+      });
       pos += FRAME_HEADER + len;
     }
-    this.#buf = this.#buf.subarray(pos).slice();
+    if (pos < chunk.length) this.#keep(chunk.subarray(pos));
     return frames;
   }
 
   /** Bytes of an incomplete frame left at the end of the stream. */
   get leftover(): number {
-    return this.#buf.length;
+    return this.#have;
   }
+
+  #keep(bytes: Uint8Array): void {
+    this.#parts.push(bytes.slice()); // the caller may reuse its chunk
+    this.#have += bytes.length;
+  }
+
+  /** Total length of the incomplete frame once `next` arrives, or null while its header is incomplete. */
+  #frameLength(next: Uint8Array): number | null {
+    if (this.#have + next.length < FRAME_HEADER) return null;
+    const head = new Uint8Array(FRAME_HEADER);
+    let at = 0;
+    for (const p of [...this.#parts, next]) {
+      const n = Math.min(p.length, FRAME_HEADER - at);
+      head.set(p.subarray(0, n), at);
+      if ((at += n) === FRAME_HEADER) break;
+    }
+    return FRAME_HEADER + checkHeader(head);
+  }
+}
+
+/** Validates a frame header; returns the payload length. */
+function checkHeader(h: Uint8Array): number {
+  if (!(Object.values(FRAME) as number[]).includes(h[0])) {
+    throw new IntegrityError(`agent output corrupt: unknown frame type 0x${h[0].toString(16)}`);
+  }
+  const len = new DataView(h.buffer, h.byteOffset + 1, 4).getUint32(0, true);
+  if (len > MAX_FRAME) throw new IntegrityError(`agent output corrupt: frame of ${len} bytes`);
+  return len;
 }
