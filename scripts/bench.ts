@@ -149,6 +149,13 @@ try {
         size,
       );
       rem.note = `${((local.seconds / rem.seconds) * 100).toFixed(0)}% of local throughput`;
+      const localFull = measure("backup full zstd, local", `${bd} backup lfull v2.img --compress zstd`, size);
+      const remFull = measure(
+        "backup full zstd, remote over loopback SSH",
+        `${bd} backup rfull ${url} ${ssh} --compress zstd`,
+        size,
+      );
+      remFull.note = `${((localFull.seconds / remFull.seconds) * 100).toFixed(0)}% of local throughput`;
     } finally {
       sshd.stop();
     }
