@@ -14,7 +14,7 @@ export const MYSQL_OPTIONS: OptionSpec[] = [
 ];
 
 export const MYSQL_HELP = `  --mysql-host H / --mysql-port P / --mysql-socket S / --mysql-user U
-                        where to connect (default: ~/.my.cnf [client], else localhost:3306)
+                        where to connect (default: ~/.my.cnf [client], else 127.0.0.1:3306)
   --password-file FILE  first line is the password; env MYSQL_PWD or ~/.my.cnf work too. There is no
                         password option: it would show in the process list.
   --lock-wait-timeout S how long FLUSH TABLES WITH READ LOCK may wait (default 5); then it is killed so

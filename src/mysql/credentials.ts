@@ -38,7 +38,7 @@ export function resolveMysql(t: MysqlTarget): MysqlConnectionOptions {
     user: t.user ?? cnf.user ?? os.userInfo().username,
     password: password || undefined,
     ...(socket ? { socketPath: socket } : {
-      host: t.host ?? cnf.host ?? "localhost",
+      host: t.host ?? cnf.host ?? "127.0.0.1", // not "localhost": it may resolve to ::1 first
       port: t.port ?? (cnf.port ? Number(cnf.port) : 3306),
     }),
   };
