@@ -44,13 +44,17 @@ export async function remoteDumper(
   const description = describeSource(spec);
   try {
     const q = shellQuote(spec.path);
+    // The agent is located while the source is probed (an upload cut short by a failed probe is discarded
+    // on the remote: it is checked by hash before it is renamed into place).
+    const located = locateAgent(conn, log);
+    located.catch(() => {});
     const probe = await conn.run(
       `if [ -b ${q} ]; then blockdev --getsize64 ${q}; else stat -L -c %s ${q}; fi`,
     );
     if (probe.code !== 0) {
       throw new BlockdiffError(`cannot read remote source ${description}: ${lastLine(probe.stderr)}`);
     }
-    const agent = await locateAgent(conn, log);
+    const agent = await located;
     const my = snapshot?.mysql;
     const mysqlLock = my
       ? mysqlSnapshotLock(

@@ -22,16 +22,24 @@ export interface AgentLocation {
 
 export async function locateAgent(conn: SshConnection, log: (line: string) => void): Promise<AgentLocation> {
   if (!isCompiledBinary()) return { command: shellCommand(selfCommand()), how: "source" };
+  const cachedCommand = (sha: string) => `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
+  // Both questions go out at once (two channels): one round trip, not two.
+  const cacheCheck = selfSha256().then((sha) =>
+    conn.run(
+      `test -x ${cachedCommand(sha)} && echo "${sha}  "${
+        cachedCommand(sha)
+      } | sha256sum -c --status && echo cached`,
+    )
+  );
+  cacheCheck.catch(() => {}); // awaited below unless the PATH has it
   const found = await conn.run("blockdiff --version 2>/dev/null");
   if (found.code === 0 && found.stdout.toString().trim() === `blockdiff ${VERSION}`) {
     return { command: "blockdiff", how: "found" };
   }
+  const check = await cacheCheck;
   const sha = await selfSha256();
   const dir = `"$HOME/.cache/blockdiff/${sha}"`;
-  const command = `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
-  const check = await conn.run(
-    `test -x ${command} && echo "${sha}  "${command} | sha256sum -c --status && echo cached`,
-  );
+  const command = cachedCommand(sha);
   if (check.stdout.toString().trim() === "cached") return { command, how: "cached" };
   log(`uploading blockdiff ${VERSION} to ${conn.target} (${dir})`);
   const tmp = `"$HOME/.cache/blockdiff/${sha}/blockdiff.upload.$$"`;
