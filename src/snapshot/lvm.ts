@@ -48,8 +48,14 @@ function lvmError(args: string[], err: unknown): BlockdiffError {
   return new BlockdiffError(`${args.slice(0, 2).join(" ")}: ${why}`);
 }
 
+export interface LogicalVolume {
+  vg: string;
+  lv: string;
+  thin: boolean;
+}
+
 /** Volume group, LV name and type of the LV at `device` (e.g. /dev/vg0/mysql). */
-export function inspectLv(device: string): { vg: string; lv: string; thin: boolean } {
+export function inspectLv(device: string): LogicalVolume {
   let out: string;
   try {
     out = lvm(["lvs", "--noheadings", "--separator", "|", "-o", "vg_name,lv_name,segtype", device]).trim();
@@ -67,9 +73,16 @@ export function staleSnapshots(vg: string, lv: string): string[] {
   return out.split("\n").map((s) => s.trim()).filter((n) => n.startsWith(`${lv}-${SNAPSHOT_TAG}-`));
 }
 
-/** `size`: e.g. "10G" for a classic snapshot; ignored for a thin LV. `prefix`: LVCREATE_PREFIX words. */
-export async function createSnapshot(device: string, size: string, prefix: string[]): Promise<Snapshot> {
-  const { vg, lv, thin } = inspectLv(device);
+/**
+ * `origin`: from inspectLv (done before any lock is taken). `size`: e.g. "10G" for a classic snapshot;
+ * ignored for a thin LV. `prefix`: LVCREATE_PREFIX words.
+ */
+export async function createSnapshot(
+  origin: LogicalVolume,
+  size: string,
+  prefix: string[],
+): Promise<Snapshot> {
+  const { vg, lv, thin } = origin;
   const name = `${lv}-${SNAPSHOT_TAG}-${Date.now().toString(36)}-${process.pid}`;
   execFileSync("sync");
   const cmd = [

@@ -34,7 +34,8 @@ export async function withSnapshot<T>(
   hooks: SnapshotHooks,
   body: (snapshotDevice: string) => Promise<T>,
 ): Promise<T> {
-  const { vg, lv } = inspectLv(device);
+  const origin = inspectLv(device);
+  const { vg, lv } = origin;
   const stale = staleSnapshots(vg, lv);
   if (stale.length) {
     await hooks.log(
@@ -53,7 +54,7 @@ export async function withSnapshot<T>(
     const release = hooks.lock ? await hooks.lock() : null;
     let s: Snapshot;
     try {
-      s = snap = await createSnapshot(device, plan.size, plan.lvcreatePrefix.split(/\s+/).filter(Boolean));
+      s = snap = await createSnapshot(origin, plan.size, plan.lvcreatePrefix.split(/\s+/).filter(Boolean));
     } catch (err) {
       await release?.(false).catch(() => {});
       throw err;
