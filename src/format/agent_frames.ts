@@ -48,12 +48,14 @@ export class FrameParser {
   /** Copies of the bytes of an incomplete frame. */
   #parts: Uint8Array[] = [];
   #have = 0;
+  /** Total length of the incomplete frame, once its header is in. */
+  #need: number | null = null;
 
   push(chunk: Uint8Array): { type: number; payload: Uint8Array }[] {
     const frames: { type: number; payload: Uint8Array }[] = [];
     let pos = 0;
     if (this.#have) {
-      const need = this.#frameLength(chunk);
+      const need = this.#need ??= this.#frameLength(chunk);
       if (need === null || this.#have + chunk.length < need) {
         this.#keep(chunk);
         return frames;
@@ -65,6 +67,7 @@ export class FrameParser {
       whole.set(chunk.subarray(0, pos), at);
       this.#parts = [];
       this.#have = 0;
+      this.#need = null;
       frames.push({ type: whole[0], payload: whole.subarray(FRAME_HEADER) });
     }
     while (chunk.length - pos >= FRAME_HEADER) {
