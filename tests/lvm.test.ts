@@ -117,9 +117,15 @@ describe(
 
     it("fault: the snapshot is removed after the controller gets SIGINT mid-dump", async () => {
       const t = binary();
-      const p = start(inNs(t), backupArgs("sig", "data", ["--lvm-snapshot=16M"]), { cwd: dir });
+      // The agent's output is held back for 5 s, so the dump is surely still running when SIGINT comes (a fixed
+      // wait raced a 64 MiB dump that can end within it).
+      const hold = `sh -c '"$@" | { sleep 5; cat; }' sh`;
+      const p = start(inNs(t), backupArgs("sig", "data", ["--lvm-snapshot=16M"]), {
+        cwd: dir,
+        env: { SSH_BLOCKDIFF_PREFIX: hold },
+      });
       await waitUntil(() => snapshots().length > 0, "the snapshot to exist");
-      await new Promise((r) => setTimeout(r, 2000)); // mid-dump
+      await new Promise((r) => setTimeout(r, 500)); // mid-dump: the agent is blocked on its held-back output
       process.kill(p.child.pid!, "SIGINT");
       const r = await p.done;
       assert.equal(r.code, 130, r.stderr);
