@@ -4,7 +4,7 @@
  * write behind it). Retried a few times, then a clear failure. The lock goes with the connection: closing
  * it (also at exit or on a signal) releases it.
  */
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
 import { BlockdiffError } from "../errors.ts";
 import type { MysqlCoordinates } from "../format/manifest.ts";
 import type { MysqlConnectionOptions } from "./credentials.ts";
@@ -132,7 +132,9 @@ export function describeLockHeld(c: MysqlCoordinates): string {
 async function connect(opts: MysqlConnectionOptions): Promise<Conn> {
   try {
     const { stream, via: _via, ...plain } = opts;
-    return await mysql.createConnection({
+    // Loaded only here: mysql2 costs every run memory and start-up time, and only --mysql-lock needs it.
+    const { createConnection } = await import("mysql2/promise");
+    return await createConnection({
       ...plain,
       ...(stream ? { stream: await stream() } : {}),
       connectTimeout: 10000,

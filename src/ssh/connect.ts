@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 // @ts-types="./ssh2.d.ts"
-import { Client, type ClientChannel } from "ssh2";
+import type { Client, ClientChannel } from "ssh2";
 import { BlockdiffError, describeIoError } from "../errors.ts";
 import { appendHostKey, checkHostKey, hostPattern } from "./known_hosts.ts";
 
@@ -35,7 +35,7 @@ export interface ExecResult {
 export class SshConnection {
   private constructor(private readonly client: Client, readonly target: string) {}
 
-  static connect(o: SshOptions): Promise<SshConnection> {
+  static async connect(o: SshOptions): Promise<SshConnection> {
     const user = o.user ?? os.userInfo().username;
     const target = `${user}@${hostPattern(o.host, o.port)}`;
     const auth: unknown[] = [];
@@ -53,7 +53,8 @@ export class SshConnection {
       auth.push({ type: "publickey", username: user, key });
     }
     let refusal: string | null = null;
-    const client = new Client();
+    // Loaded only here: ssh2 adds ~20 MB to every run's memory, and only remote backups need it.
+    const client: Client = new (await import("ssh2")).Client();
     return new Promise((resolve, reject) => {
       client.on("ready", () => resolve(new SshConnection(client, target)));
       client.on("error", (err: Error & { level?: string }) => {
