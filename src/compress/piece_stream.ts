@@ -4,6 +4,7 @@
  * concatenation as one stream.
  */
 import { Writable } from "node:stream";
+import { releaseBytes } from "../io/bytes.ts";
 import { writeWithBackpressure } from "../io/sink.ts";
 import { noteGarbage } from "../runtime.ts";
 
@@ -42,6 +43,7 @@ export class PieceCompressStream extends Writable {
   }
 
   async #flushOne(): Promise<void> {
-    await writeWithBackpressure(this.out, await this.#inflight.shift()!);
+    const piece = await this.#inflight.shift()!;
+    await writeWithBackpressure(this.out, piece, () => releaseBytes(piece));
   }
 }

@@ -40,9 +40,13 @@ export async function writeAll(fd: number, chunk: Uint8Array): Promise<void> {
 }
 
 /** Writes a chunk, waiting for 'drain' when the stream asks for it; rejects if the stream fails. */
-export async function writeWithBackpressure(stream: Writable, chunk: Uint8Array): Promise<void> {
+export async function writeWithBackpressure(
+  stream: Writable,
+  chunk: Uint8Array,
+  onWritten?: () => void,
+): Promise<void> {
   if (stream.errored) throw stream.errored;
-  if (stream.write(chunk)) return;
+  if (stream.write(chunk, (err) => err || onWritten?.())) return;
   await new Promise<void>((resolve, reject) => {
     const done = () => {
       stream.off("drain", done);
