@@ -218,5 +218,27 @@ describe(
         "uploaded twice",
       );
     });
+
+    it("(binary) security: a cached agent of the right size but other bytes fails the run, is removed, then replaced", async (ctx) => {
+      const t = targets().find((x) => x.name === "binary");
+      if (!t) return ctx.skip("binary not built");
+      const sha = createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
+      const cached = path.join(os.homedir(), ".cache", "blockdiff", sha, "blockdiff");
+      fs.writeFileSync(path.join(dir, "f.img"), pseudoRandom(BS * 8, 9));
+      const args = ["backup", "foreign", url(path.join(dir, "f.img")), "--log", "f.log", ...sshArgs()];
+      assert.equal((await remote(t, args)).code, 0); // uploads (or finds) the right copy
+      const good = fs.readFileSync(cached);
+      const bad = Buffer.from(good);
+      bad[bad.length >> 1] ^= 0xff; // same size: only the hash tells
+      fs.writeFileSync(cached, bad);
+      const ver = fs.readFileSync(path.join(dir, "foreign.ver"), "utf8");
+      const r = await remote(t, args);
+      assert.equal(r.code, 3, r.stderr.toString());
+      assert.match(r.stderr.toString(), /cached agent .* is not this blockdiff \(SHA-256 differs\)/);
+      assert.equal(fs.readFileSync(path.join(dir, "foreign.ver"), "utf8"), ver, "a generation was kept");
+      assert.ok(!fs.existsSync(cached), "the foreign copy is still there");
+      assert.equal((await remote(t, args)).code, 0, "the next run uploads a fresh copy");
+      assert.ok(fs.readFileSync(cached).equals(good));
+    });
   },
 );

@@ -46,7 +46,7 @@ export async function remoteDumper(
     const q = shellQuote(spec.path);
     // The agent is located while the source is probed (an upload cut short by a failed probe is discarded
     // on the remote: it is checked by hash before it is renamed into place).
-    const located = locateAgent(conn, log);
+    const located = locateAgent(conn, log, snapshot !== null);
     located.catch(() => {});
     const probe = await conn.run(
       `if [ -b ${q} ]; then blockdev --getsize64 ${q}; else stat -L -c %s ${q}; fi`,
@@ -94,6 +94,7 @@ export async function remoteDumper(
         ];
         const prefix = process.env.SSH_BLOCKDIFF_PREFIX ?? "";
         const ch = await conn.exec(`${prefix} ${agent.command} ${shellCommand(args)}`.trim());
+        agent.verified.catch(() => ch.destroy()); // stop early: nothing of a foreign agent is kept
         let stderr = "";
         ch.stderr.on("data", (d: Buffer) => stderr += d);
         const closed = new Promise<{ code: number | null; signal?: string }>((resolve) =>
@@ -157,11 +158,14 @@ export async function remoteDumper(
           }
         } catch (err) {
           ch.destroy(); // the agent sees the connection go: it removes its snapshot and exits
-          throw err;
+          throw await agent.verified.then(() => err, (e) => e instanceof IntegrityError ? e : err);
         } finally {
           await unlock?.(false);
         }
         const exit = await closed;
+        // A foreign agent explains any other failure; a check that could not finish fails the run after them.
+        const unverified = await agent.verified.then(() => null, (e) => e);
+        if (unverified instanceof IntegrityError) throw unverified;
         if (remoteError) throw new BlockdiffError(`${description}: ${remoteError}`);
         if (exit.code !== 0 && !trailer) {
           if (exit.code == null && !exit.signal) {
@@ -184,6 +188,7 @@ export async function remoteDumper(
               `digest ${digestBytes}/${trailer.digestBytes} bytes)`,
           );
         }
+        if (unverified) throw unverified;
         const done = Promise.all([streamFinished(req.diffOut), streamFinished(req.digestOut)]);
         req.diffOut.end();
         req.digestOut.end();

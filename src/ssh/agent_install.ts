@@ -8,7 +8,7 @@ import { noteGarbage } from "../runtime.ts";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import process from "node:process";
-import { BlockdiffError } from "../errors.ts";
+import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { isCompiledBinary, selfCommand } from "../runtime.ts";
 import { VERSION } from "../version.ts";
 import type { SshConnection } from "./connect.ts";
@@ -18,29 +18,56 @@ export interface AgentLocation {
   /** Shell text that runs the agent (already quoted). */
   command: string;
   how: "found" | "cached" | "uploaded" | "source";
+  /**
+   * Settles when the agent is known to be this executable, byte for byte. A cached copy of the right size
+   * may run while its SHA-256 is still being checked on the remote (~0.5 s for 110 MB); the run must await
+   * this before it keeps anything. It rejects if the copy is not ours (that copy is then removed).
+   */
+  verified: Promise<void>;
 }
 
-export async function locateAgent(conn: SshConnection, log: (line: string) => void): Promise<AgentLocation> {
-  if (!isCompiledBinary()) return { command: shellCommand(selfCommand()), how: "source" };
+const VERIFIED: Promise<void> = Promise.resolve();
+
+/**
+ * `verifyFirst`: a cached copy is checked before it runs at all (snapshot runs: the agent runs lvcreate
+ * and lvremove there), and replaced if it fails; otherwise the check overlaps the dump.
+ */
+export async function locateAgent(
+  conn: SshConnection,
+  log: (line: string) => void,
+  verifyFirst = false,
+): Promise<AgentLocation> {
+  if (!isCompiledBinary()) return { command: shellCommand(selfCommand()), how: "source", verified: VERIFIED };
   const cachedCommand = (sha: string) => `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
   // Both questions go out at once (two channels): one round trip, not two.
-  const cacheCheck = selfSha256().then((sha) =>
-    conn.run(
-      `test -x ${cachedCommand(sha)} && echo "${sha}  "${
-        cachedCommand(sha)
-      } | sha256sum -c --status && echo cached`,
-    )
+  const cachedSize = selfSha256().then((sha) =>
+    conn.run(`test -x ${cachedCommand(sha)} && stat -L -c %s ${cachedCommand(sha)}`)
   );
-  cacheCheck.catch(() => {}); // awaited below unless the PATH has it
+  cachedSize.catch(() => {}); // awaited below unless the PATH has it
   const found = await conn.run("blockdiff --version 2>/dev/null");
   if (found.code === 0 && found.stdout.toString().trim() === `blockdiff ${VERSION}`) {
-    return { command: "blockdiff", how: "found" };
+    return { command: "blockdiff", how: "found", verified: VERIFIED };
   }
-  const check = await cacheCheck;
+  const present = await cachedSize;
   const sha = await selfSha256();
   const dir = `"$HOME/.cache/blockdiff/${sha}"`;
   const command = cachedCommand(sha);
-  if (check.stdout.toString().trim() === "cached") return { command, how: "cached" };
+  if (present.code === 0 && Number(present.stdout.toString().trim()) === fs.statSync(process.execPath).size) {
+    const check = conn.run(`echo "${sha}  "${command} | sha256sum -c --status`).then((r) => r.code === 0);
+    if (!verifyFirst) {
+      const verified = check.then(async (ok) => {
+        if (ok) return;
+        await conn.run(`rm -rf ${dir}`);
+        throw new IntegrityError(
+          `the cached agent on ${conn.target} (${dir}) is not this blockdiff (SHA-256 differs): nothing was ` +
+            `kept from it; it was removed, the next run uploads a fresh copy`,
+        );
+      });
+      verified.catch(() => {}); // awaited by the run
+      return { command, how: "cached", verified };
+    }
+    if (await check) return { command, how: "cached", verified: VERIFIED };
+  }
   log(`uploading blockdiff ${VERSION} to ${conn.target} (${dir})`);
   const tmp = `"$HOME/.cache/blockdiff/${sha}/blockdiff.upload.$$"`;
   const up = await conn.run(
@@ -54,7 +81,7 @@ export async function locateAgent(conn: SshConnection, log: (line: string) => vo
       `uploading the agent to ${conn.target} failed: ${up.stderr.trim() || `exit ${up.code}`}`,
     );
   }
-  return { command, how: "uploaded" };
+  return { command, how: "uploaded", verified: VERIFIED };
 }
 
 let selfSha: Promise<string> | null = null;
