@@ -1,6 +1,7 @@
 /**
- * A small pool of worker threads (one per core, at most `max`): block hashing over SharedArrayBuffers and
- * compression of independent pieces. Tasks queue in order; each idle worker takes the next.
+ * A small pool of worker threads (one per core, at most `max`, started as needed): block hashing over
+ * SharedArrayBuffers and compression of independent pieces. Tasks queue in order; each idle worker takes the
+ * next.
  */
 import * as os from "node:os";
 import { Worker } from "node:worker_threads";
@@ -51,15 +52,17 @@ export class WorkerPool {
 
   constructor(max = 2) {
     this.size = Math.max(1, Math.min(max, os.availableParallelism?.() ?? os.cpus().length));
-    for (let i = 0; i < this.size; i++) {
-      const w = new Worker(moduleUrl(WORKER_MODULE));
-      w.on("message", (r: Reply) => this.#done(w, r));
-      w.on("error", (err: Error) => this.#fail(err));
-      w.on("exit", (code) => this.#closed || this.#fail(new Error(`worker thread exited (${code})`)));
-      w.unref();
-      this.#workers.push(w);
-      this.#idle.push(w);
-    }
+  }
+
+  /** Workers start when a task finds none idle: a run that never needs the second one (or any) saves it. */
+  #spawn(): void {
+    const w = new Worker(moduleUrl(WORKER_MODULE));
+    w.on("message", (r: Reply) => this.#done(w, r));
+    w.on("error", (err: Error) => this.#fail(err));
+    w.on("exit", (code) => this.#closed || this.#fail(new Error(`worker thread exited (${code})`)));
+    w.unref();
+    this.#workers.push(w);
+    this.#idle.push(w);
   }
 
   run(task: Task, transfer: ArrayBuffer[] = []): Promise<Reply> {
@@ -72,6 +75,7 @@ export class WorkerPool {
   }
 
   #dispatch(): void {
+    if (this.#queue.length && !this.#idle.length && this.#workers.length < this.size) this.#spawn();
     while (this.#idle.length && this.#queue.length) {
       const w = this.#idle.pop()!, p = this.#queue.shift()!;
       this.#running.set(p.msg.id, p);
