@@ -149,14 +149,24 @@ describe("agent frames", () => {
       const parser = new FrameParser();
       const got: [number, number[]][] = [];
       const chunk = new Uint8Array(piece);
+      let released = 0;
       for (let pos = 0; pos < stream.length; pos += piece) {
         const part = stream.subarray(pos, pos + piece);
         chunk.set(part);
-        for (const f of parser.push(chunk.subarray(0, part.length))) got.push([f.type, [...f.payload]]);
+        for (const f of parser.push(chunk.subarray(0, part.length))) {
+          got.push([f.type, [...f.payload]]);
+          if (f.release && f.payload.length) {
+            f.release();
+            assert.equal(f.payload.length, 0, "the copy of a released frame is still there");
+            released++;
+          }
+        }
+        assert.equal(chunk.length, piece, "the caller's chunk was freed");
         chunk.fill(0xee); // the caller's buffer is reused: kept bytes must have been copied
       }
       assert.equal(parser.leftover, 0);
       assert.deepEqual(got, frames.map(([t, p]) => [t, [...p]]), `pieces of ${piece}`);
+      assert.equal(released > 0, piece < stream.length, `pieces of ${piece}: ${released} frames released`);
     }
   });
 

@@ -7,6 +7,7 @@
  * corrupted output.
  */
 import { IntegrityError } from "../errors.ts";
+import { releaseBytes } from "../io/bytes.ts";
 
 export const FRAME = {
   diff: 0x44,
@@ -44,6 +45,16 @@ export function frameHeader(type: number, length: number): Uint8Array {
  * A frame that spans chunks is gathered once (its pieces are copied as they come, then joined), so a 1 MiB
  * frame arriving in 32 KiB SSH packets costs two copies, not one per packet.
  */
+export interface Frame {
+  type: number;
+  payload: Uint8Array;
+  /**
+   * Present when the payload is a copy of the parser's own (a frame that spanned chunks): frees it at once
+   * once the caller is done with it (large frames would otherwise wait for a garbage collection).
+   */
+  release?: () => void;
+}
+
 export class FrameParser {
   /** Copies of the bytes of an incomplete frame. */
   #parts: Uint8Array[] = [];
@@ -51,8 +62,8 @@ export class FrameParser {
   /** Total length of the incomplete frame, once its header is in. */
   #need: number | null = null;
 
-  push(chunk: Uint8Array): { type: number; payload: Uint8Array }[] {
-    const frames: { type: number; payload: Uint8Array }[] = [];
+  push(chunk: Uint8Array): Frame[] {
+    const frames: Frame[] = [];
     let pos = 0;
     if (this.#have) {
       const need = this.#need ??= this.#frameLength(chunk);
@@ -62,13 +73,20 @@ export class FrameParser {
       }
       const whole = new Uint8Array(need);
       let at = 0;
-      for (const p of this.#parts) whole.set(p, (at += p.length) - p.length);
+      for (const p of this.#parts) {
+        whole.set(p, (at += p.length) - p.length);
+        releaseBytes(p);
+      }
       pos = need - this.#have;
       whole.set(chunk.subarray(0, pos), at);
       this.#parts = [];
       this.#have = 0;
       this.#need = null;
-      frames.push({ type: whole[0], payload: whole.subarray(FRAME_HEADER) });
+      frames.push({
+        type: whole[0],
+        payload: whole.subarray(FRAME_HEADER),
+        release: () => releaseBytes(whole),
+      });
     }
     while (chunk.length - pos >= FRAME_HEADER) {
       const len = checkHeader(chunk.subarray(pos, pos + FRAME_HEADER));

@@ -123,10 +123,12 @@ export async function remoteDumper(
                 case FRAME.diff:
                   diffBytes += f.payload.length;
                   await writeConsumed(req.diffOut, f.payload);
+                  f.release?.();
                   break;
                 case FRAME.digest:
                   digestBytes += f.payload.length;
                   await writeConsumed(req.digestOut, f.payload);
+                  f.release?.();
                   break;
                 case FRAME.progress:
                   req.onProgress(JSON.parse(text(f.payload)).bytes);
