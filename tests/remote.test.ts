@@ -21,6 +21,7 @@ import {
   waitUntil,
 } from "./helpers.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./sshd.ts";
+import { shaCacheFile } from "../src/ssh/self_sha.ts";
 
 const BS = 4096;
 
@@ -217,6 +218,27 @@ describe(
         1,
         "uploaded twice",
       );
+    });
+
+    it("(binary) security: remembers its own SHA-256 only under the executable's identity", async (ctx) => {
+      const t = targets().find((x) => x.name === "binary");
+      if (!t) return ctx.skip("binary not built");
+      const sha = createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
+      const file = shaCacheFile();
+      fs.writeFileSync(path.join(dir, "s.img"), pseudoRandom(BS * 8, 10));
+      const args = ["backup", "selfsha", url(path.join(dir, "s.img")), ...sshArgs()];
+      fs.rmSync(file, { force: true });
+      assert.equal((await remote(t, args)).code, 0);
+      const [key, remembered] = fs.readFileSync(file, "utf8").split("\n");
+      assert.equal(remembered, sha);
+      assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+      // Another identity (as after the binary was replaced) with a wrong sha: ignored and rewritten.
+      fs.writeFileSync(
+        file,
+        `${key.replace(/:(\d+):/, (_, ino) => `:${Number(ino) + 1}:`)}\n${"0".repeat(64)}\n`,
+      );
+      assert.equal((await remote(t, args)).code, 0);
+      assert.equal(fs.readFileSync(file, "utf8"), `${key}\n${sha}\n`);
     });
 
     it("(binary) security: a cached agent of the right size but other bytes fails the run, is removed, then replaced", async (ctx) => {

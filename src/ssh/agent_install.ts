@@ -4,8 +4,6 @@
  * verified by its hash. From source (deno run), the same command line as here: the remote must be this
  * machine or hold the same checkout (that is what the tests do).
  */
-import { noteGarbage } from "../runtime.ts";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import process from "node:process";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
@@ -13,6 +11,7 @@ import { isCompiledBinary, selfCommand } from "../runtime.ts";
 import { VERSION } from "../version.ts";
 import type { SshConnection } from "./connect.ts";
 import { shellCommand } from "./quote.ts";
+import { selfSha256 } from "./self_sha.ts";
 
 export interface AgentLocation {
   /** Shell text that runs the agent (already quoted). */
@@ -82,19 +81,4 @@ export async function locateAgent(
     );
   }
   return { command, how: "uploaded", verified: VERIFIED };
-}
-
-let selfSha: Promise<string> | null = null;
-
-/** SHA-256 of this executable, computed once; call early so it overlaps the SSH handshake. */
-export function selfSha256(): Promise<string> {
-  if (!isCompiledBinary()) return Promise.resolve("");
-  return selfSha ??= (async () => {
-    const h = createHash("sha256");
-    for await (const chunk of fs.createReadStream(process.execPath, { highWaterMark: 1 << 20 })) {
-      h.update(chunk);
-      noteGarbage(chunk.length);
-    }
-    return h.digest("hex");
-  })();
 }
