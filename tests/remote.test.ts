@@ -22,8 +22,33 @@ import {
 } from "./helpers.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./sshd.ts";
 import { shaCacheFile } from "../src/ssh/self_sha.ts";
+import { sha256Command } from "../src/ssh/agent_install.ts";
+import { shellQuote } from "../src/ssh/quote.ts";
 
 const BS = 4096;
+
+describe("the remote hash command", () => {
+  it("prints the SHA-256 with openssl, and with sha256sum where openssl is missing", () => {
+    const dir = tempDir();
+    try {
+      const file = path.join(dir, "it's a file");
+      fs.writeFileSync(file, pseudoRandom(100000, 3));
+      const want = createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+      // Each way alone: a PATH with only openssl (and cut), then one with only sha256sum.
+      for (const tool of ["openssl", "sha256sum"]) {
+        const bin = path.join(dir, tool);
+        fs.mkdirSync(bin);
+        for (const t of [tool, "cut"]) {
+          fs.symlinkSync(execFileSync("sh", ["-c", `command -v ${t}`]).toString().trim(), path.join(bin, t));
+        }
+        const out = execFileSync("/bin/sh", ["-c", sha256Command(shellQuote(file))], { env: { PATH: bin } });
+        assert.equal(out.toString().trim(), want, tool);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe(
   "remote backups over SSH",

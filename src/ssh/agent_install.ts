@@ -52,7 +52,7 @@ export async function locateAgent(
   const dir = `"$HOME/.cache/blockdiff/${sha}"`;
   const command = cachedCommand(sha);
   if (present.code === 0 && Number(present.stdout.toString().trim()) === fs.statSync(process.execPath).size) {
-    const check = conn.run(`echo "${sha}  "${command} | sha256sum -c --status`).then((r) => r.code === 0);
+    const check = conn.run(sha256Command(command)).then((r) => r.stdout.toString().trim() === sha);
     if (!verifyFirst) {
       const verified = check.then(async (ok) => {
         if (ok) return;
@@ -71,7 +71,7 @@ export async function locateAgent(
   const tmp = `"$HOME/.cache/blockdiff/${sha}/blockdiff.upload.$$"`;
   const up = await conn.run(
     `umask 077 && mkdir -p ${dir} && chmod 700 "$HOME/.cache/blockdiff" ${dir} && cat > ${tmp} && ` +
-      `echo "${sha}  "${tmp} | sha256sum -c --status && chmod 700 ${tmp} && mv -f ${tmp} ${command} || ` +
+      `[ "$(${sha256Command(tmp)})" = ${sha} ] && chmod 700 ${tmp} && mv -f ${tmp} ${command} || ` +
       `{ rm -f ${tmp}; exit 1; }`,
     fs.createReadStream(process.execPath),
   );
@@ -81,4 +81,12 @@ export async function locateAgent(
     );
   }
   return { command, how: "uploaded", verified: VERIFIED };
+}
+
+/**
+ * Shell text printing the SHA-256 (hex) of `file` (already quoted): openssl where the remote has it (SHA
+ * instructions: 110 MB in 0.1 s here), else coreutils' sha256sum (0.44 s).
+ */
+export function sha256Command(file: string): string {
+  return `{ openssl dgst -sha256 -r ${file} 2>/dev/null || sha256sum ${file}; } | cut -c1-64`;
 }
