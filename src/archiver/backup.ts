@@ -121,8 +121,8 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       blocksRead: result.blocks,
       blocksChanged: result.blocksChanged,
       bytesWritten: diffOut.bytes,
-      diffSha256: diffOut.sha256.digest("hex"),
-      digestSha256: digestOut.sha256.digest("hex"),
+      diffSha256: diffOut.sha256!.digest("hex"),
+      digestSha256: digestOut.sha256!.digest("hex"),
       mysql: result.mysql ?? null,
     };
     pending.writeFile(chain.manifestPath(gen), encodeManifest(manifest));

@@ -85,8 +85,8 @@ examples:
         blocksize,
         oldDigest: old,
         par,
-        diffOut: new FdWritable(1, { sync: false }),
-        digestOut: new FdWritable(newFd, { sync: false }),
+        diffOut: new FdWritable(1, { sync: false, hash: false }),
+        digestOut: new FdWritable(newFd, { sync: false, hash: false }),
         compression,
         level: DEFAULT_LEVEL[compression],
       });
