@@ -40,11 +40,6 @@ export function frameHeader(type: number, length: number): Uint8Array {
   return h;
 }
 
-/**
- * Splits a byte stream into frames; `push` returns complete frames (payload views valid until next push).
- * A frame that spans chunks is gathered once (its pieces are copied as they come, then joined), so a 1 MiB
- * frame arriving in 32 KiB SSH packets costs two copies, not one per packet.
- */
 export interface Frame {
   type: number;
   payload: Uint8Array;
@@ -55,6 +50,11 @@ export interface Frame {
   release?: () => void;
 }
 
+/**
+ * Splits a byte stream into frames; `push` returns complete frames (payload views valid until next push).
+ * A frame that spans chunks is gathered once (its pieces are copied as they come, then joined), so a 1 MiB
+ * frame arriving in 32 KiB SSH packets costs two copies, not one per packet.
+ */
 export class FrameParser {
   /** Copies of the bytes of an incomplete frame. */
   #parts: Uint8Array[] = [];

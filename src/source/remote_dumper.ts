@@ -40,7 +40,7 @@ export async function remoteDumper(
   log: (line: string) => void,
   snapshot: RemoteSnapshot | null = null,
 ): Promise<Dumper> {
-  selfSha256().catch(() => {}); // hashing the executable overlaps the handshake (awaited by locateAgent)
+  selfSha256().catch(() => {}); // looked up or hashed while the handshake runs (awaited by locateAgent)
   const conn = await SshConnection.connect({ ...ssh, host: spec.host, port: spec.port, user: spec.user });
   const description = describeSource(spec);
   try {

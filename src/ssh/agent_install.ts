@@ -19,7 +19,7 @@ export interface AgentLocation {
   how: "found" | "cached" | "uploaded" | "source";
   /**
    * Settles when the agent is known to be this executable, byte for byte. A cached copy of the right size
-   * may run while its SHA-256 is still being checked on the remote (~0.5 s for 110 MB); the run must await
+   * may run while its SHA-256 is still being checked on the remote (0.1-0.5 s for 110 MB); the run must await
    * this before it keeps anything. It rejects if the copy is not ours (that copy is then removed).
    */
   verified: Promise<void>;
