@@ -71,6 +71,11 @@ describe(
       path.join(dir, `src dir/it's a "file" $(touch ${markerName}) \`touch ${markerName}\`.img`);
     const url = (p: string) => `root@127.0.0.1:${sshd.port}:${p}`;
     const sshArgs = (known = sshd.knownHosts) => ["-i", sshd.clientKey, "--known-hosts", known];
+    const binaryTarget = () => targets().find((x) => x.name === "binary");
+    let builtSha: string | undefined;
+    /** SHA-256 of the built binary, read once for all the tests that need it. */
+    const binarySha = () => builtSha ??= createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
+    const AGENT_CACHE = path.join(os.homedir(), ".cache", "blockdiff");
     const remote = (t: Target, args: string[], env: Record<string, string> = {}) =>
       run(t, args, { cwd: dir, env: { SSH_AUTH_SOCK: "", ...env } });
 
@@ -225,10 +230,10 @@ describe(
     }
 
     it("(binary) security: uploads itself once into ~/.cache/blockdiff/SHA256 (mode 0700), verified by hash", async (ctx) => {
-      const t = targets().find((x) => x.name === "binary");
+      const t = binaryTarget();
       if (!t) return ctx.skip("binary not built");
-      const sha = createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
-      const cache = path.join(os.homedir(), ".cache", "blockdiff");
+      const sha = binarySha();
+      const cache = AGENT_CACHE;
       fs.rmSync(path.join(cache, sha), { recursive: true, force: true });
       fs.writeFileSync(path.join(dir, "u.img"), pseudoRandom(BS * 8, 8));
       const args = ["backup", "up", url(path.join(dir, "u.img")), "--log", "up.log", ...sshArgs()];
@@ -246,9 +251,9 @@ describe(
     });
 
     it("(binary) security: remembers its own SHA-256 only under the executable's identity", async (ctx) => {
-      const t = targets().find((x) => x.name === "binary");
+      const t = binaryTarget();
       if (!t) return ctx.skip("binary not built");
-      const sha = createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
+      const sha = binarySha();
       const file = shaCacheFile();
       fs.writeFileSync(path.join(dir, "s.img"), pseudoRandom(BS * 8, 10));
       const args = ["backup", "selfsha", url(path.join(dir, "s.img")), ...sshArgs()];
@@ -267,10 +272,10 @@ describe(
     });
 
     it("(binary) security: a cached agent of the right size but other bytes fails the run, is removed, then replaced", async (ctx) => {
-      const t = targets().find((x) => x.name === "binary");
+      const t = binaryTarget();
       if (!t) return ctx.skip("binary not built");
-      const sha = createHash("sha256").update(fs.readFileSync(BINARY)).digest("hex");
-      const cached = path.join(os.homedir(), ".cache", "blockdiff", sha, "blockdiff");
+      const sha = binarySha();
+      const cached = path.join(AGENT_CACHE, sha, "blockdiff");
       fs.writeFileSync(path.join(dir, "f.img"), pseudoRandom(BS * 8, 9));
       const args = ["backup", "foreign", url(path.join(dir, "f.img")), "--log", "f.log", ...sshArgs()];
       assert.equal((await remote(t, args)).code, 0); // uploads (or finds) the right copy
