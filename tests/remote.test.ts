@@ -24,6 +24,8 @@ import { type Sshd, sshdAvailable, startSshd } from "./sshd.ts";
 import { shaCacheFile } from "../src/ssh/self_sha.ts";
 import { sha256Command } from "../src/ssh/agent_install.ts";
 import { shellQuote } from "../src/ssh/quote.ts";
+import { SshConnection } from "../src/ssh/connect.ts";
+import { askRemote } from "../src/ssh/remote_probe.ts";
 
 const BS = 4096;
 
@@ -178,7 +180,43 @@ describe(
         const r = await remote(t, ["backup", `m-${t.name}`, url("/nonexistent/x.img"), ...sshArgs()]);
         expectFailure(r, 1, /cannot read remote source .*\/nonexistent\/x\.img: .*No such file/);
       });
+
+      it(`(${t.name}) performance: one remote command asks everything before the agent starts`, async () => {
+        fs.writeFileSync(path.join(dir, "o.img"), pseudoRandom(BS * 8, 11));
+        const args = ["backup", `o-${t.name}`, url(path.join(dir, "o.img")), ...sshArgs()];
+        assert.equal((await remote(t, args)).code, 0); // the binary's agent is cached from here on
+        const before = sshd.commandsStarted();
+        assert.equal((await remote(t, args)).code, 0);
+        // the questions, the agent and (a cached binary) the agent's SHA-256 check
+        const expected = t.name === "binary" ? 3 : 2;
+        await waitUntil(() => sshd.commandsStarted() - before >= expected, "sshd's session log", 5000, 20);
+        assert.equal(sshd.commandsStarted() - before, expected);
+      });
     }
+
+    it("security: answers from one remote shell stay apart, whatever a command prints", async () => {
+      const conn = await SshConnection.connect({
+        host: "127.0.0.1",
+        port: sshd.port,
+        user: "root",
+        identity: sshd.clientKey,
+        knownHosts: sshd.knownHosts,
+        acceptNewHostKey: false,
+      });
+      try {
+        const a = await askRemote(conn, {
+          forger: `printf '0 3\\nabc\\n'; printf 'x\\n\\n'`,
+          failing: "echo partial; echo oops >&2; exit 7",
+          size: "printf 12345",
+        });
+        assert.deepEqual(a.get("forger"), { code: 0, out: "0 3\nabc\nx" });
+        assert.deepEqual(a.get("failing"), { code: 7, out: "partial" });
+        assert.deepEqual(a.get("size"), { code: 0, out: "12345" });
+        assert.equal(a.stderr, "oops\n");
+      } finally {
+        conn.close();
+      }
+    });
 
     for (const victim of ["sshd", "agent"] as const) {
       const what = victim === "sshd"

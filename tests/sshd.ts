@@ -14,6 +14,8 @@ export interface Sshd {
   knownHosts: string;
   /** The server's public key line ("ssh-ed25519 AAAA..."). */
   hostKeyLine: string;
+  /** How many commands (SSH sessions) the server has started so far. */
+  commandsStarted(): number;
   stop(): void;
 }
 
@@ -44,6 +46,7 @@ export async function startSshd(): Promise<Sshd> {
       "UsePAM no",
       "StrictModes no",
       "MaxStartups 50",
+      "LogLevel VERBOSE", // logs "Starting session: command ..." for each command
       "",
     ].join("\n"),
   );
@@ -65,6 +68,7 @@ export async function startSshd(): Promise<Sshd> {
     clientKey: path.join(dir, "client_key"),
     knownHosts,
     hostKeyLine,
+    commandsStarted: () => log.match(/Starting session: command/g)?.length ?? 0,
     stop() {
       child.kill("SIGTERM");
       fs.rmSync(dir, { recursive: true, force: true });

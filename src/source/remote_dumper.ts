@@ -16,9 +16,10 @@ import type { MysqlConnectionOptions } from "../mysql/credentials.ts";
 import type { LockOptions } from "../mysql/lock.ts";
 import { mysqlSnapshotLock } from "../mysql/snapshot_lock.ts";
 import type { SnapshotPlan } from "../snapshot/session.ts";
-import { locateAgent } from "../ssh/agent_install.ts";
+import { agentQuestions, locateAgent } from "../ssh/agent_install.ts";
 import { selfSha256 } from "../ssh/self_sha.ts";
 import { SshConnection, type SshOptions } from "../ssh/connect.ts";
+import { askRemote } from "../ssh/remote_probe.ts";
 import { shellCommand, shellQuote } from "../ssh/quote.ts";
 import { describeSource, type SourceSpec } from "./spec.ts";
 
@@ -40,22 +41,21 @@ export async function remoteDumper(
   log: (line: string) => void,
   snapshot: RemoteSnapshot | null = null,
 ): Promise<Dumper> {
-  selfSha256().catch(() => {}); // looked up or hashed while the handshake runs (awaited by locateAgent)
+  selfSha256().catch(() => {}); // looked up or hashed while the handshake runs (awaited by agentQuestions)
   const conn = await SshConnection.connect({ ...ssh, host: spec.host, port: spec.port, user: spec.user });
   const description = describeSource(spec);
   try {
     const q = shellQuote(spec.path);
-    // The agent is located while the source is probed (an upload cut short by a failed probe is discarded
-    // on the remote: it is checked by hash before it is renamed into place).
-    const located = locateAgent(conn, log, snapshot !== null);
-    located.catch(() => {});
-    const probe = await conn.run(
-      `if [ -b ${q} ]; then blockdev --getsize64 ${q}; else stat -L -c %s ${q}; fi`,
-    );
+    // One remote shell answers everything asked before the agent starts.
+    const answers = await askRemote(conn, {
+      ...await agentQuestions(),
+      source: `if [ -b ${q} ]; then blockdev --getsize64 ${q}; else stat -L -c %s ${q}; fi`,
+    });
+    const probe = answers.get("source");
     if (probe.code !== 0) {
-      throw new BlockdiffError(`cannot read remote source ${description}: ${lastLine(probe.stderr)}`);
+      throw new BlockdiffError(`cannot read remote source ${description}: ${lastLine(answers.stderr)}`);
     }
-    const agent = await located;
+    const agent = await locateAgent(conn, answers, log, snapshot !== null);
     const my = snapshot?.mysql;
     const mysqlLock = my
       ? mysqlSnapshotLock(
@@ -75,7 +75,7 @@ export async function remoteDumper(
       : null;
     return {
       description,
-      size: Number(probe.stdout.toString().trim()) || null,
+      size: Number(probe.out.trim()) || null,
       async dump(req) {
         const args = [
           "agent",
@@ -95,7 +95,8 @@ export async function remoteDumper(
         ];
         const prefix = process.env.SSH_BLOCKDIFF_PREFIX ?? "";
         const ch = await conn.exec(`${prefix} ${agent.command} ${shellCommand(args)}`.trim());
-        agent.verified.catch(() => ch.destroy()); // stop early: nothing of a foreign agent is kept
+        const verified = agent.verify();
+        verified.catch(() => ch.destroy()); // stop early: nothing of a foreign agent is kept
         let stderr = "";
         ch.stderr.on("data", (d: Buffer) => stderr += d);
         const closed = new Promise<{ code: number | null; signal?: string }>((resolve) =>
@@ -161,13 +162,13 @@ export async function remoteDumper(
           }
         } catch (err) {
           ch.destroy(); // the agent sees the connection go: it removes its snapshot and exits
-          throw await agent.verified.then(() => err, (e) => e instanceof IntegrityError ? e : err);
+          throw await verified.then(() => err, (e) => e instanceof IntegrityError ? e : err);
         } finally {
           await unlock?.(false);
         }
         const exit = await closed;
         // A foreign agent explains any other failure; a check that could not finish fails the run after them.
-        const unverified = await agent.verified.then(() => null, (e) => e);
+        const unverified = await verified.then(() => null, (e) => e);
         if (unverified instanceof IntegrityError) throw unverified;
         if (remoteError) throw new BlockdiffError(`${description}: ${remoteError}`);
         if (exit.code !== 0 && !trailer) {

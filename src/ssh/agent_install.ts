@@ -11,6 +11,7 @@ import { isCompiledBinary, selfCommand } from "../runtime.ts";
 import { VERSION } from "../version.ts";
 import type { SshConnection } from "./connect.ts";
 import { shellCommand } from "./quote.ts";
+import type { Answers, Questions } from "./remote_probe.ts";
 import { selfSha256 } from "./self_sha.ts";
 
 export interface AgentLocation {
@@ -18,14 +19,32 @@ export interface AgentLocation {
   command: string;
   how: "found" | "cached" | "uploaded" | "source";
   /**
-   * Settles when the agent is known to be this executable, byte for byte. A cached copy of the right size
-   * may run while its SHA-256 is still being checked on the remote (0.1-0.5 s for 110 MB); the run must await
-   * this before it keeps anything. It rejects if the copy is not ours (that copy is then removed).
+   * Checks that the agent is this executable, byte for byte (started on the first call, the same promise
+   * after). A cached copy of the right size runs while its SHA-256 is checked on the remote (0.1-0.5 s for
+   * 110 MB), started once the agent's own command is under way so that the two do not compete for the
+   * remote's start-up; the run must await this before it keeps anything. It rejects if the copy is not
+   * ours (that copy is then removed).
    */
-  verified: Promise<void>;
+  verify(): Promise<void>;
 }
 
-const VERIFIED: Promise<void> = Promise.resolve();
+const VERIFIED = () => Promise.resolve();
+
+const cachedDir = (sha: string) => `"$HOME/.cache/blockdiff/${sha}"`;
+const cachedCommand = (sha: string) => `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
+
+/**
+ * What locateAgent needs to know about the remote host, as questions for askRemote (asked together with
+ * the caller's own): the version of a `blockdiff` on its PATH, the size of the cached copy.
+ */
+export async function agentQuestions(): Promise<Questions> {
+  if (!isCompiledBinary()) return {};
+  const cached = cachedCommand(await selfSha256());
+  return {
+    "agent-on-path": "blockdiff --version </dev/null 2>/dev/null",
+    "agent-cached-size": `test -x ${cached} && stat -L -c %s ${cached} 2>/dev/null`,
+  };
+}
 
 /**
  * `verifyFirst`: a cached copy is checked before it runs at all (snapshot runs: the agent runs lvcreate
@@ -33,39 +52,35 @@ const VERIFIED: Promise<void> = Promise.resolve();
  */
 export async function locateAgent(
   conn: SshConnection,
+  answers: Answers,
   log: (line: string) => void,
   verifyFirst = false,
 ): Promise<AgentLocation> {
-  if (!isCompiledBinary()) return { command: shellCommand(selfCommand()), how: "source", verified: VERIFIED };
-  const cachedCommand = (sha: string) => `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
-  // Both questions go out at once (two channels): one round trip, not two.
-  const cachedSize = selfSha256().then((sha) =>
-    conn.run(`test -x ${cachedCommand(sha)} && stat -L -c %s ${cachedCommand(sha)}`)
-  );
-  cachedSize.catch(() => {}); // awaited below unless the PATH has it
-  const found = await conn.run("blockdiff --version 2>/dev/null");
-  if (found.code === 0 && found.stdout.toString().trim() === `blockdiff ${VERSION}`) {
-    return { command: "blockdiff", how: "found", verified: VERIFIED };
+  if (!isCompiledBinary()) return { command: shellCommand(selfCommand()), how: "source", verify: VERIFIED };
+  const found = answers.get("agent-on-path");
+  if (found.code === 0 && found.out.trim() === `blockdiff ${VERSION}`) {
+    return { command: "blockdiff", how: "found", verify: VERIFIED };
   }
-  const present = await cachedSize;
+  const present = answers.get("agent-cached-size");
   const sha = await selfSha256();
-  const dir = `"$HOME/.cache/blockdiff/${sha}"`;
+  const dir = cachedDir(sha);
   const command = cachedCommand(sha);
-  if (present.code === 0 && Number(present.stdout.toString().trim()) === fs.statSync(process.execPath).size) {
-    const check = conn.run(sha256Command(command)).then((r) => r.stdout.toString().trim() === sha);
+  if (present.code === 0 && Number(present.out.trim()) === fs.statSync(process.execPath).size) {
+    const check = () => conn.run(sha256Command(command)).then((r) => r.stdout.toString().trim() === sha);
     if (!verifyFirst) {
-      const verified = check.then(async (ok) => {
-        if (ok) return;
-        await conn.run(`rm -rf ${dir}`);
-        throw new IntegrityError(
-          `the cached agent on ${conn.target} (${dir}) is not this blockdiff (SHA-256 differs): nothing was ` +
-            `kept from it; it was removed, the next run uploads a fresh copy`,
-        );
-      });
-      verified.catch(() => {}); // awaited by the run
-      return { command, how: "cached", verified };
+      let verified: Promise<void> | null = null;
+      const verify = () =>
+        verified ??= check().then(async (ok) => {
+          if (ok) return;
+          await conn.run(`rm -rf ${dir}`);
+          throw new IntegrityError(
+            `the cached agent on ${conn.target} (${dir}) is not this blockdiff (SHA-256 differs): nothing ` +
+              `was kept from it; it was removed, the next run uploads a fresh copy`,
+          );
+        });
+      return { command, how: "cached", verify };
     }
-    if (await check) return { command, how: "cached", verified: VERIFIED };
+    if (await check()) return { command, how: "cached", verify: VERIFIED };
   }
   log(`uploading blockdiff ${VERSION} to ${conn.target} (${dir})`);
   const tmp = `"$HOME/.cache/blockdiff/${sha}/blockdiff.upload.$$"`;
@@ -80,7 +95,7 @@ export async function locateAgent(
       `uploading the agent to ${conn.target} failed: ${up.stderr.trim() || `exit ${up.code}`}`,
     );
   }
-  return { command, how: "uploaded", verified: VERIFIED };
+  return { command, how: "uploaded", verify: VERIFIED };
 }
 
 /**

