@@ -2,9 +2,11 @@
 /** blockdiff: block-level full and incremental backups. See README.md. */
 import process from "node:process";
 import { main } from "./src/cli/main.ts";
+import { stdoutFlushed } from "./src/cli/output.ts";
 import { programArgs } from "./src/runtime.ts";
 
 const code = await main(programArgs());
-// Let pending stdout/stderr writes drain, then exit with the command's status.
+// Let pending stdout writes drain, then exit with the command's status.
 process.exitCode = code;
-process.stdout.write("", () => process.exit(code));
+await stdoutFlushed();
+process.exit(code);

@@ -9,6 +9,12 @@ import { fileURLToPath } from "node:url";
 
 const isDeno = "Deno" in globalThis;
 
+/**
+ * Whether fs.write reports the bytes a write got into a non-blocking pipe before it filled up. Deno's
+ * writes the first part, then fails with EAGAIN and the count is lost; Bun's (and Node's) return it.
+ */
+export const writesReportPartialCount = !isDeno;
+
 /** True inside a `bun build --compile` binary. */
 export function isCompiledBinary(): boolean {
   return (process.argv[1] ?? "").startsWith("/$bunfs/") || import.meta.url.includes("/$bunfs/");

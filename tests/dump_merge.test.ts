@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { shellQuote } from "../src/ssh/quote.ts";
 import { after, describe, it } from "node:test";
 import {
   changeBlocks,
@@ -139,6 +140,53 @@ for (const t of targets()) {
         3,
         /corrupt compressed/,
       );
+    });
+
+    it("writes into a slow pipe, also a non-blocking one, and leaves the pipe blocking", () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 1024, 12)); // 4 MiB: far more than a pipe holds
+      const ref = referenceDump(fs.readFileSync(file), BS, null).diff;
+      const bd = `${t.cmd.map(shellQuote).join(" ")} dump --block-size ${BS} --new-digest slow.md5 src.img`;
+      const sh = (script: string) => {
+        fs.rmSync(path.join(dir, "out"), { force: true });
+        const pipeline = `${script} | (sleep 1; cat > out)`;
+        return spawnSync("bash", ["-o", "pipefail", "-c", pipeline], { cwd: dir, encoding: "utf8" });
+      };
+      const r = sh(`{ ${bd}; grep ^flags /proc/self/fdinfo/4 4>&1 >flags.txt; }`);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(fs.readFileSync(path.join(dir, "out")).equals(ref), "diff differs");
+      const flags = parseInt(fs.readFileSync(path.join(dir, "flags.txt"), "utf8").split(/\s+/)[1], 8);
+      assert.equal(flags & 0o4000, 0, "dump left its stdout pipe non-blocking (O_NONBLOCK)");
+
+      const setNonBlocking =
+        `perl -MFcntl -e 'fcntl(STDOUT, F_SETFL, fcntl(STDOUT, F_GETFL, 0) | O_NONBLOCK) ` +
+        `or die; exec @ARGV or die'`;
+      const nb = sh(`${setNonBlocking} ${bd}`);
+      if (t.name === "binary") {
+        assert.equal(nb.status, 0, nb.stderr);
+        assert.ok(fs.readFileSync(path.join(dir, "out")).equals(ref), "diff differs (non-blocking pipe)");
+      } else {
+        // Deno cannot tell how much of a write went in before EAGAIN: a clear failure, never repeated bytes
+        assert.equal(nb.status, 1, nb.stderr);
+        assert.match(nb.stderr, /EAGAIN|temporarily unavailable/);
+      }
+    });
+
+    it("merge reads a diff from a slow pipe, also a non-blocking one", () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 1024, 13));
+      fs.writeFileSync(path.join(dir, "slow.diff"), referenceDump(fs.readFileSync(file), BS, null).diff);
+      const setNonBlocking =
+        `perl -MFcntl -e 'fcntl(STDIN, F_SETFL, fcntl(STDIN, F_GETFL, 0) | O_NONBLOCK) ` +
+        `or die; exec @ARGV or die'`;
+      for (const prefix of ["", setNonBlocking]) {
+        fs.rmSync(path.join(dir, "merged.img"), { force: true });
+        const merge = `${prefix} ${t.cmd.map(shellQuote).join(" ")} merge merged.img`;
+        const r = spawnSync("bash", ["-o", "pipefail", "-c", `(sleep 1; cat slow.diff) | ${merge}`], {
+          cwd: dir,
+          encoding: "utf8",
+        });
+        assert.equal(r.status, 0, `${prefix ? "non-blocking" : "blocking"}: ${r.stderr}`);
+        assert.ok(fs.readFileSync(path.join(dir, "merged.img")).equals(fs.readFileSync(file)));
+      }
     });
 
     it("writing to a full device fails with exit 1", async () => {

@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import { isatty } from "node:tty";
 import process from "node:process";
 import { type Compression, DEFAULT_LEVEL } from "../compress/codec.ts";
 import { dumpToStreams } from "../engine/dump_output.ts";
@@ -54,7 +55,7 @@ examples:
     const explicitBs = sizeOpt(args, "block-size") ??
       (process.env.BLOCKSIZE ? Number(process.env.BLOCKSIZE) : null);
     if (explicitBs !== null) checkBlocksize(explicitBs, "block size");
-    if (process.stdout.isTTY) throw new UsageError("dump: refusing to write a binary diff to a terminal");
+    if (isatty(1)) throw new UsageError("dump: refusing to write a binary diff to a terminal");
 
     const oldPath = stringOpt(args, "old-digest");
     const oldFd = oldPath !== undefined ? openPath(oldPath, "r") : openInheritedFd(5, "r");

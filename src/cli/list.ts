@@ -1,10 +1,9 @@
-import process from "node:process";
 import { formatBytes } from "../log/format.ts";
 import { Chain } from "../store/chain.ts";
 import { type ChainInfo, describeChain, findChains, isDirectory } from "../store/list.ts";
 import { expectPositionals } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
-import { printJson, printTable } from "./output.ts";
+import { printJson, printOut, printTable } from "./output.ts";
 
 export const listCommand: Command = {
   name: "list",
@@ -28,7 +27,7 @@ examples:
     if (isDirectory(target)) {
       const chains = findChains(target).map(describeChain);
       if (json) printJson(chains);
-      else if (chains.length === 0) process.stdout.write(`no backup chains in ${target}\n`);
+      else if (chains.length === 0) printOut(`no backup chains in ${target}\n`);
       else printChains(chains);
     } else {
       const info = describeChain(new Chain(target));
@@ -57,7 +56,7 @@ function printGenerations(c: ChainInfo): void {
     ]);
   }
   printTable(rows);
-  process.stdout.write(`${c.generations.length} generations, ${formatBytes(c.totalBytes)} in diffs\n`);
+  printOut(`${c.generations.length} generations, ${formatBytes(c.totalBytes)} in diffs\n`);
 }
 
 function printChains(chains: ChainInfo[]): void {

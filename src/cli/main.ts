@@ -1,4 +1,5 @@
 /** Dispatches `blockdiff COMMAND ...`, prints one line on stderr for every failure, returns the exit code. */
+import { printOut } from "./output.ts";
 import process from "node:process";
 import { installSignalHandlers, runCleanups } from "../cleanup.ts";
 import { BlockdiffError, EXIT } from "../errors.ts";
@@ -41,11 +42,11 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const cmd = COMMANDS.find((c) => c.name === rest[0]);
-    process.stdout.write((cmd ? cmd.help : usage()) + "\n");
+    printOut((cmd ? cmd.help : usage()) + "\n");
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
   if (name === "--version" || name === "version") {
-    process.stdout.write(`blockdiff ${VERSION}\n`);
+    printOut(`blockdiff ${VERSION}\n`);
     return EXIT.ok;
   }
   const cmd = COMMANDS.find((c) => c.name === name);
@@ -53,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd) throw new BlockdiffError(`unknown command '${name}' (see blockdiff --help)`, EXIT.usage);
     const args = parseArgs(rest, cmd.options, cmd.name);
     if (args.opts.has("help")) {
-      process.stdout.write(cmd.help + "\n");
+      printOut(cmd.help + "\n");
       return EXIT.ok;
     }
     installSignalHandlers();

@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import process from "node:process";
+import { fdReadable } from "../io/byte_source.ts";
 import { type Compression, decompressStream } from "../compress/codec.ts";
 import { withReadErrors } from "../compress/read_errors.ts";
 import { describeIoError, UsageError } from "../errors.ts";
@@ -32,8 +32,7 @@ example:
     const kinds = (["gzip", "lzop", "zstd"] as const).filter((k) => args.opts.has(k));
     if (kinds.length > 1) throw new UsageError(`merge: choose one of --gzip, --lzop, --zstd`);
     const compression: Compression = kinds[0] ?? "none";
-    const stdin = fs.createReadStream("", { fd: 0, highWaterMark: 1 << 20, autoClose: false });
-    const src = withReadErrors(decompressStream(stdin, compression), "diff on stdin");
+    const src = withReadErrors(decompressStream(fdReadable(0), compression), "diff on stdin");
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
@@ -55,7 +54,6 @@ example:
       fs.closeSync(fd);
       await src.close();
     }
-    process.stdin.destroy();
     return 0;
   },
 };

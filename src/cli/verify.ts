@@ -1,11 +1,10 @@
-import process from "node:process";
 import { verifyChain } from "../checker/verify.ts";
 import { createParallelism } from "../engine/parallel.ts";
 import { EXIT } from "../errors.ts";
 import { Chain } from "../store/chain.ts";
 import { expectPositionals, intOpt } from "./args.ts";
 import { type Command, GENERATION_OPTION, HELP_OPTION, JSON_OPTION } from "./command.ts";
-import { note, printJson } from "./output.ts";
+import { note, printJson, printOut } from "./output.ts";
 
 export const verifyCommand: Command = {
   name: "verify",
@@ -33,7 +32,7 @@ example:
       intOpt(args, "generation"),
       createParallelism(0).hasher,
       (r) => {
-        if (!json) process.stdout.write(`generation ${r.generation}: ${r.ok ? "OK" : "BAD"} ${r.detail}\n`);
+        if (!json) printOut(`generation ${r.generation}: ${r.ok ? "OK" : "BAD"} ${r.detail}\n`);
       },
     );
     const bad = results.filter((r) => !r.ok);

@@ -1,4 +1,6 @@
 /** Pull-based byte sources: a file descriptor or a Node readable stream. */
+import { Readable } from "node:stream";
+import { AGAIN, isEagain, whenReady } from "./nonblocking.ts";
 import { noteGarbage } from "../runtime.ts";
 import * as fs from "node:fs";
 
@@ -24,9 +26,19 @@ export class FdSource implements ByteSource {
   #closed = false;
   constructor(readonly fd: number, private readonly ownsFd = true) {}
 
+  /** Waits out an empty non-blocking pipe (nonblocking.ts). */
   read(buf: Uint8Array, off: number, len: number): Promise<number> {
-    return new Promise((resolve, reject) =>
-      fs.read(this.fd, buf, off, len, null, (err, n) => err ? reject(err) : resolve(n))
+    return whenReady(() =>
+      new Promise<number | typeof AGAIN>((resolve, reject) =>
+        fs.read(
+          this.fd,
+          buf,
+          off,
+          len,
+          null,
+          (err, n) => err ? (isEagain(err) ? resolve(AGAIN) : reject(err)) : resolve(n),
+        )
+      )
     );
   }
 
@@ -35,6 +47,22 @@ export class FdSource implements ByteSource {
     this.#closed = true;
     return new Promise((resolve, reject) => fs.close(this.fd, (err) => err ? reject(err) : resolve()));
   }
+}
+
+/** A stream of what a descriptor (one that may be a non-blocking pipe: FdSource) yields, in 1 MiB reads. */
+export function fdReadable(fd: number): Readable {
+  const src = new FdSource(fd, false);
+  return Readable.from(
+    (async function* () {
+      for (;;) {
+        const buf = new Uint8Array(1 << 20);
+        const n = await src.read(buf, 0, buf.length);
+        if (n === 0) return;
+        yield buf.subarray(0, n);
+      }
+    })(),
+    { objectMode: false },
+  );
 }
 
 /** Reads from an async iterable of chunks, e.g. a decompressor's output. */

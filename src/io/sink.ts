@@ -2,6 +2,8 @@
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import { finished, Writable } from "node:stream";
+import { writesReportPartialCount } from "../runtime.ts";
+import { AGAIN, isEagain, whenReady } from "./nonblocking.ts";
 
 /**
  * Writes to a descriptor sequentially, counting bytes and, unless `hash: false`, computing SHA-256 of what it
@@ -31,12 +33,21 @@ export class FdWritable extends Writable {
   }
 }
 
-/** Writes all of `chunk` at the descriptor's current position. */
+/**
+ * Writes all of `chunk` at the descriptor's current position, waiting out a full non-blocking pipe
+ * (nonblocking.ts). Where the runtime cannot say how much of a write went through before EAGAIN (Deno),
+ * trying again could repeat bytes: that fails instead.
+ */
 export async function writeAll(fd: number, chunk: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) {
-    off += await new Promise<number>((resolve, reject) =>
-      fs.write(fd, chunk, off, chunk.length - off, null, (err, n) => err ? reject(err) : resolve(n))
+  for (let off = 0; off < chunk.length;) {
+    off += await whenReady(() =>
+      new Promise<number | typeof AGAIN>((resolve, reject) =>
+        fs.write(fd, chunk, off, chunk.length - off, null, (err, n) => {
+          if (!err) resolve(n);
+          else if (isEagain(err) && writesReportPartialCount) resolve(AGAIN);
+          else reject(err);
+        })
+      )
     );
   }
 }
