@@ -72,7 +72,7 @@ for (const t of targets()) {
     }
 
     it("worker threads and the main-thread-only path write byte-identical files", async () => {
-      // 10 MiB: several 4 MiB read chunks and many 1 MiB compression pieces; half-compressible blocks
+      // 10 MiB: several 2 MiB read chunks and many 1 MiB compression pieces; half-compressible blocks
       const data = pseudoRandom(10 * 1024 * 1024 + 999, 21);
       for (let off = 0; off < data.length; off += BS) {
         data.subarray(off + 1500, off + BS).fill(0);

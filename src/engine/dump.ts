@@ -37,7 +37,7 @@ export interface DumpResult {
 
 export async function dumpBlocks(o: DumpOptions): Promise<DumpResult> {
   const bs = o.blocksize;
-  const perChunk = Math.max(1, Math.floor((o.chunkBytes ?? 4 << 20) / bs));
+  const perChunk = Math.max(1, Math.floor((o.chunkBytes ?? 2 << 20) / bs)); // 4 MiB: +5 MB RSS, no faster
   // Two buffers: the next chunk is read while the workers hash this one.
   let cur = sharedBytes(perChunk * bs), next = sharedBytes(perChunk * bs);
   const digests = sharedBytes(perChunk * DIGEST_SIZE);

@@ -1,10 +1,11 @@
 /**
- * Worker thread entry: hashes block ranges of shared buffers and compresses diff pieces into independent
- * gzip members / zstd frames. Listed as an extra entry point in scripts/build.ts.
+ * Worker thread entry: hashes parts of shared buffers (claimed along with the main thread, hasher.ts) and
+ * compresses diff pieces into independent gzip members / zstd frames. Listed as an extra entry point in
+ * scripts/build.ts.
  */
 import { parentPort } from "node:worker_threads";
 import { compressPiece } from "../compress/piece.ts";
-import { hashBlocksSync } from "./hasher.ts";
+import { SharedParts } from "./hasher.ts";
 import type { TaskMessage } from "./worker_pool.ts";
 
 parentPort!.on("message", (m: TaskMessage) => {
@@ -12,7 +13,8 @@ parentPort!.on("message", (m: TaskMessage) => {
     if (m.op === "md5") {
       const buf = new Uint8Array(m.buf, m.offset, m.length);
       const out = new Uint8Array(m.out, m.outOffset, Math.ceil(m.length / m.blocksize) * 16);
-      hashBlocksSync(buf, m.length, m.blocksize, out);
+      const parts = new SharedParts(buf, m.length, m.blocksize, out, new Int32Array(m.ctl), m.partBlocks);
+      while (parts.hashNext());
       parentPort!.postMessage({ id: m.id });
     } else {
       const data = compressPiece(m.kind, m.level, m.data);

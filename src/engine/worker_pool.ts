@@ -20,6 +20,9 @@ export type TaskMessage =
     blocksize: number;
     out: SharedArrayBuffer;
     outOffset: number;
+    /** [next part, parts done] (Int32), shared by every thread hashing this buffer. */
+    ctl: SharedArrayBuffer;
+    partBlocks: number;
   }
   | { id: number; op: "compress"; kind: "gzip" | "zstd"; level: number; data: Uint8Array };
 
@@ -35,6 +38,8 @@ interface Reply {
 
 interface Pending {
   msg: TaskMessage;
+  /** May start a worker (else it waits for one that exists, unless there is none yet). */
+  spawn: boolean;
   transfer: ArrayBuffer[];
   resolve: (r: Reply) => void;
   reject: (e: Error) => void;
@@ -65,17 +70,21 @@ export class WorkerPool {
     this.#idle.push(w);
   }
 
-  run(task: Task, transfer: ArrayBuffer[] = []): Promise<Reply> {
+  run(task: Task, transfer: ArrayBuffer[] = [], o: { spawn?: boolean } = {}): Promise<Reply> {
     if (this.#closed) return Promise.reject(new Error("worker pool is closed"));
     if (this.#broken) return Promise.reject(this.#broken);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ msg: { ...task, id: this.#nextId++ } as TaskMessage, transfer, resolve, reject });
+      const msg = { ...task, id: this.#nextId++ } as TaskMessage;
+      this.#queue.push({ msg, spawn: o.spawn ?? true, transfer, resolve, reject });
       this.#dispatch();
     });
   }
 
   #dispatch(): void {
-    if (this.#queue.length && !this.#idle.length && this.#workers.length < this.size) this.#spawn();
+    if (
+      !this.#idle.length && this.#workers.length < this.size &&
+      this.#queue.some((p) => p.spawn || !this.#workers.length)
+    ) this.#spawn();
     while (this.#idle.length && this.#queue.length) {
       const w = this.#idle.pop()!, p = this.#queue.shift()!;
       this.#running.set(p.msg.id, p);
