@@ -49,17 +49,16 @@ export class FdSource implements ByteSource {
   }
 }
 
-/** A stream of what a descriptor (one that may be a non-blocking pipe: FdSource) yields, in 1 MiB reads. */
+/**
+ * A stream of what a descriptor (one that may be a non-blocking pipe: FdSource) yields: reads of up to 1 MiB
+ * into one buffer, each passed on as a copy of exactly its bytes (a pipe gives 64 KiB at a time).
+ */
 export function fdReadable(fd: number): Readable {
   const src = new FdSource(fd, false);
+  const buf = new Uint8Array(1 << 20);
   return Readable.from(
     (async function* () {
-      for (;;) {
-        const buf = new Uint8Array(1 << 20);
-        const n = await src.read(buf, 0, buf.length);
-        if (n === 0) return;
-        yield buf.subarray(0, n);
-      }
+      for (let n; (n = await src.read(buf, 0, buf.length)) > 0;) yield buf.slice(0, n);
     })(),
     { objectMode: false },
   );
