@@ -20,18 +20,18 @@ export interface AgentLocation {
   how: "found" | "cached" | "uploaded" | "source";
   /**
    * Checks that the agent is this executable, byte for byte (started on the first call, the same promise
-   * after). A cached copy of the right size runs while its SHA-256 is checked on the remote (0.1-0.5 s for
-   * 110 MB), started once the agent's own command is under way so that the two do not compete for the
-   * remote's start-up; the run must await this before it keeps anything. It rejects if the copy is not
-   * ours (that copy is then removed).
+   * after; the caller starts it right after the agent's own command). A cached copy of the right size runs
+   * while its SHA-256 is checked on the remote (0.1-0.5 s for 110 MB); the run must await this before it
+   * keeps anything. It rejects if the copy is not ours (that copy is then removed).
    */
   verify(): Promise<void>;
 }
 
 const VERIFIED = () => Promise.resolve();
 
-const cachedDir = (sha: string) => `"$HOME/.cache/blockdiff/${sha}"`;
-const cachedCommand = (sha: string) => `"$HOME/.cache/blockdiff/${sha}/blockdiff"`;
+/** A path in the remote's agent cache, quoted for its shell ($HOME expands there, nothing else does). */
+const cachePath = (...below: string[]) => `"$HOME/.cache/blockdiff${below.map((p) => `/${p}`).join("")}"`;
+const cachedCommand = (sha: string) => cachePath(sha, "blockdiff");
 
 /**
  * What locateAgent needs to know about the remote host, as questions for askRemote (asked together with
@@ -63,7 +63,7 @@ export async function locateAgent(
   }
   const present = answers.get("agent-cached-size");
   const sha = await selfSha256();
-  const dir = cachedDir(sha);
+  const dir = cachePath(sha);
   const command = cachedCommand(sha);
   if (present.code === 0 && Number(present.out.trim()) === fs.statSync(process.execPath).size) {
     const check = () => conn.run(sha256Command(command)).then((r) => r.stdout.toString().trim() === sha);
@@ -83,9 +83,9 @@ export async function locateAgent(
     if (await check()) return { command, how: "cached", verify: VERIFIED };
   }
   log(`uploading blockdiff ${VERSION} to ${conn.target} (${dir})`);
-  const tmp = `"$HOME/.cache/blockdiff/${sha}/blockdiff.upload.$$"`;
+  const tmp = cachePath(sha, "blockdiff.upload.$$");
   const up = await conn.run(
-    `umask 077 && mkdir -p ${dir} && chmod 700 "$HOME/.cache/blockdiff" ${dir} && cat > ${tmp} && ` +
+    `umask 077 && mkdir -p ${dir} && chmod 700 ${cachePath()} ${dir} && cat > ${tmp} && ` +
       `[ "$(${sha256Command(tmp)})" = ${sha} ] && chmod 700 ${tmp} && mv -f ${tmp} ${command} || ` +
       `{ rm -f ${tmp}; exit 1; }`,
     fs.createReadStream(process.execPath),
