@@ -13,6 +13,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { BINARY, build } from "./build.ts";
 import { sshdAvailable, startSshd } from "../tests/sshd.ts";
+import { shellQuote } from "../src/ssh/quote.ts";
 
 const args = process.argv.slice(2);
 const sizeMiB = Number(args[args.indexOf("--size") + 1] || 0) || 1024;
@@ -38,7 +39,7 @@ const rows: Row[] = [];
  * seconds and highest peak RSS (MB) of the measured process.
  */
 function measure(name: string, cmd: string, bytes: number, before: () => void = () => {}): Row {
-  const wrapped = hasTime ? `/usr/bin/time -f '@@%e %M' sh -c ${quote(cmd)}` : cmd;
+  const wrapped = hasTime ? `/usr/bin/time -f '@@%e %M' sh -c ${shellQuote(cmd)}` : cmd;
   const row: Row = { name, seconds: Infinity, bytes, rssMB: null };
   const times: string[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -65,10 +66,6 @@ function resetChain(name: string, keep: number): void {
     if ((m && Number(m[1]) > keep) || (keep === 0 && f === `${name}.ver`)) fs.rmSync(path.join(dir, f));
   }
   if (keep > 0) fs.writeFileSync(path.join(dir, `${name}.ver`), `${keep}\n`);
-}
-
-function quote(s: string): string {
-  return `'${s.replaceAll("'", "'\\''")}'`;
 }
 
 /** A database-like image: every 16 KiB block is 6000 random bytes then zeros (gzip ~2.7:1). */
@@ -98,7 +95,7 @@ function changeBlocks(p: string, fraction: number, seed: number): void {
   fs.closeSync(fd);
 }
 
-const bd = quote(BINARY);
+const bd = shellQuote(BINARY);
 try {
   console.error(`bench: ${sizeMiB} MiB image in ${dir}`);
   makeImage(img, size, 1);
@@ -160,8 +157,8 @@ try {
   if (sshdAvailable()) {
     const sshd = await startSshd();
     try {
-      const ssh = `-i ${quote(sshd.clientKey)} --known-hosts ${quote(sshd.knownHosts)}`;
-      const url = quote(`root@127.0.0.1:${sshd.port}:${path.join(dir, "v2.img")}`);
+      const ssh = `-i ${shellQuote(sshd.clientKey)} --known-hosts ${shellQuote(sshd.knownHosts)}`;
+      const url = shellQuote(`root@127.0.0.1:${sshd.port}:${path.join(dir, "v2.img")}`);
       for (const name of ["lchain", "rchain"]) {
         spawnSync(BINARY, ["backup", name, "src.img"], { cwd: dir }); // generation 1 from the original image
       }

@@ -142,14 +142,23 @@ for (const t of targets()) {
       );
     });
 
+    /** Shell text running blockdiff as this target. */
+    const shellCmd = (args: string) => `${t.cmd.map(shellQuote).join(" ")} ${args}`;
+    /** Shell text that makes `handle`'s pipe non-blocking (as another program sharing it may), then runs the rest. */
+    const nonBlocking = (handle: "STDIN" | "STDOUT") =>
+      `perl -MFcntl -e 'fcntl(${handle}, F_SETFL, fcntl(${handle}, F_GETFL, 0) | O_NONBLOCK) ` +
+      `or die; exec @ARGV or die'`;
+    /** Runs a shell pipeline in bash, failing if any part of it fails. */
+    const pipeline = (script: string) =>
+      spawnSync("bash", ["-o", "pipefail", "-c", script], { cwd: dir, encoding: "utf8" });
+
     it("writes into a slow pipe, also a non-blocking one, and leaves the pipe blocking", () => {
       fs.writeFileSync(file, pseudoRandom(BS * 1024, 12)); // 4 MiB: far more than a pipe holds
       const ref = referenceDump(fs.readFileSync(file), BS, null).diff;
-      const bd = `${t.cmd.map(shellQuote).join(" ")} dump --block-size ${BS} --new-digest slow.md5 src.img`;
+      const bd = shellCmd(`dump --block-size ${BS} --new-digest slow.md5 src.img`);
       const sh = (script: string) => {
         fs.rmSync(path.join(dir, "out"), { force: true });
-        const pipeline = `${script} | (sleep 1; cat > out)`;
-        return spawnSync("bash", ["-o", "pipefail", "-c", pipeline], { cwd: dir, encoding: "utf8" });
+        return pipeline(`${script} | (sleep 1; cat > out)`);
       };
       const r = sh(`{ ${bd}; grep ^flags /proc/self/fdinfo/4 4>&1 >flags.txt; }`);
       assert.equal(r.status, 0, r.stderr);
@@ -157,10 +166,7 @@ for (const t of targets()) {
       const flags = parseInt(fs.readFileSync(path.join(dir, "flags.txt"), "utf8").split(/\s+/)[1], 8);
       assert.equal(flags & 0o4000, 0, "dump left its stdout pipe non-blocking (O_NONBLOCK)");
 
-      const setNonBlocking =
-        `perl -MFcntl -e 'fcntl(STDOUT, F_SETFL, fcntl(STDOUT, F_GETFL, 0) | O_NONBLOCK) ` +
-        `or die; exec @ARGV or die'`;
-      const nb = sh(`${setNonBlocking} ${bd}`);
+      const nb = sh(`${nonBlocking("STDOUT")} ${bd}`);
       if (t.name === "binary") {
         assert.equal(nb.status, 0, nb.stderr);
         assert.ok(fs.readFileSync(path.join(dir, "out")).equals(ref), "diff differs (non-blocking pipe)");
@@ -174,16 +180,9 @@ for (const t of targets()) {
     it("merge reads a diff from a slow pipe, also a non-blocking one", () => {
       fs.writeFileSync(file, pseudoRandom(BS * 1024, 13));
       fs.writeFileSync(path.join(dir, "slow.diff"), referenceDump(fs.readFileSync(file), BS, null).diff);
-      const setNonBlocking =
-        `perl -MFcntl -e 'fcntl(STDIN, F_SETFL, fcntl(STDIN, F_GETFL, 0) | O_NONBLOCK) ` +
-        `or die; exec @ARGV or die'`;
-      for (const prefix of ["", setNonBlocking]) {
+      for (const prefix of ["", nonBlocking("STDIN")]) {
         fs.rmSync(path.join(dir, "merged.img"), { force: true });
-        const merge = `${prefix} ${t.cmd.map(shellQuote).join(" ")} merge merged.img`;
-        const r = spawnSync("bash", ["-o", "pipefail", "-c", `(sleep 1; cat slow.diff) | ${merge}`], {
-          cwd: dir,
-          encoding: "utf8",
-        });
+        const r = pipeline(`(sleep 1; cat slow.diff) | ${prefix} ${shellCmd("merge merged.img")}`);
         assert.equal(r.status, 0, `${prefix ? "non-blocking" : "blocking"}: ${r.stderr}`);
         assert.ok(fs.readFileSync(path.join(dir, "merged.img")).equals(fs.readFileSync(file)));
       }
