@@ -112,7 +112,7 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
         onProgress: (bytes) => {
           if (Date.now() - lastReport < 1000) return;
           lastReport = Date.now();
-          void frame(FRAME.progress, utf8(JSON.stringify({ bytes })));
+          void frame(FRAME.progress, utf8(JSON.stringify({ bytes, total: opened.size })));
         },
       });
       return { ...r, diffBytes, digestBytes };

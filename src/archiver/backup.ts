@@ -24,7 +24,8 @@ export interface DumpRequest {
   digestOut: Writable;
   compression: Compression;
   level: number;
-  onProgress: (bytes: number) => void;
+  /** `total`: the source's size where a remote agent tells it (Dumper.size is null there). */
+  onProgress: (bytes: number, total?: number | null) => void;
 }
 
 /** Produces a generation's diff and digest; local and remote sources implement it. */
@@ -93,7 +94,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
         digestOut,
         compression: o.compression,
         level: o.level,
-        onProgress: (b) => progress.update(b),
+        onProgress: (b, total) => progress.update(b, total),
       });
     } catch (err) {
       diffOut.destroy();

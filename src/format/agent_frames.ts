@@ -1,6 +1,6 @@
 /**
  * The agent's stdout: frames `u8 type, u32le length, payload`. 'D' diff bytes (compressed when asked),
- * 'S' digest bytes, 'P' progress (JSON {bytes}), 'T' trailer (JSON counts, last frame of a good run),
+ * 'S' digest bytes, 'P' progress (JSON {bytes, total}), 'T' trailer (JSON counts, last frame of a good run),
  * 'E' error message, 'L' a line for the controller's log (e.g. stale snapshots), 'R' ready for lvcreate
  * (`--await-lock`: the agent waits for GO_BYTE on stdin, sent once the controller holds its lock), 'C' the
  * snapshot is created (the controller unlocks). The trailer's counts let the controller detect truncated or

@@ -9,11 +9,12 @@ export class Progress {
 
   constructor(
     private readonly label: string,
-    private readonly total: number | null,
+    private total: number | null,
     private readonly enabled = process.stderr.isTTY === true,
   ) {}
 
-  update(done: number): void {
+  update(done: number, total?: number | null): void {
+    if (total) this.total = total;
     if (!this.enabled) return;
     const now = Date.now();
     if (now - this.#lastDraw < 250) return;

@@ -6,7 +6,6 @@
  */
 import { noteGarbage } from "../runtime.ts";
 import * as fs from "node:fs";
-import process from "node:process";
 import type { Dumper } from "../archiver/backup.ts";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { FRAME, FrameParser, GO_BYTE, type Trailer } from "../format/agent_frames.ts";
@@ -16,11 +15,9 @@ import type { MysqlConnectionOptions } from "../mysql/credentials.ts";
 import type { LockOptions } from "../mysql/lock.ts";
 import { mysqlSnapshotLock } from "../mysql/snapshot_lock.ts";
 import type { SnapshotPlan } from "../snapshot/session.ts";
-import { agentQuestions, locateAgent } from "../ssh/agent_install.ts";
+import { lastLine, startAgent } from "../ssh/agent_launch.ts";
 import { selfSha256 } from "../ssh/self_sha.ts";
 import { SshConnection, type SshOptions } from "../ssh/connect.ts";
-import { askRemote } from "../ssh/remote_probe.ts";
-import { shellCommand, shellQuote } from "../ssh/quote.ts";
 import { describeSource, type SourceSpec } from "./spec.ts";
 
 export type RemoteSpec = Extract<SourceSpec, { kind: "remote" }>;
@@ -41,21 +38,10 @@ export async function remoteDumper(
   log: (line: string) => void,
   snapshot: RemoteSnapshot | null = null,
 ): Promise<Dumper> {
-  selfSha256().catch(() => {}); // looked up or hashed while the handshake runs (awaited by agentQuestions)
+  selfSha256().catch(() => {}); // looked up or hashed while the handshake runs (awaited by startAgent)
   const conn = await SshConnection.connect({ ...ssh, host: spec.host, port: spec.port, user: spec.user });
   const description = describeSource(spec);
   try {
-    const q = shellQuote(spec.path);
-    // One remote shell answers everything asked before the agent starts.
-    const answers = await askRemote(conn, {
-      ...await agentQuestions(),
-      source: `if [ -b ${q} ]; then blockdev --getsize64 ${q}; else stat -L -c %s ${q}; fi`,
-    });
-    const probe = answers.get("source");
-    if (probe.code !== 0) {
-      throw new BlockdiffError(`cannot read remote source ${description}: ${lastLine(answers.stderr)}`);
-    }
-    const agent = await locateAgent(conn, answers, log, snapshot !== null);
     const my = snapshot?.mysql;
     const mysqlLock = my
       ? mysqlSnapshotLock(
@@ -75,7 +61,7 @@ export async function remoteDumper(
       : null;
     return {
       description,
-      size: Number(probe.out.trim()) || null,
+      size: null, // the agent's progress frames tell
       async dump(req) {
         const args = [
           "agent",
@@ -93,15 +79,10 @@ export async function remoteDumper(
           ...(mysqlLock ? ["--await-lock"] : []),
           spec.path,
         ];
-        const prefix = process.env.SSH_BLOCKDIFF_PREFIX ?? "";
-        const ch = await conn.exec(`${prefix} ${agent.command} ${shellCommand(args)}`.trim());
-        const verified = agent.verify();
+        const agent = await startAgent(conn, args, log, snapshot !== null);
+        const ch = agent.channel;
+        const verified = agent.verified;
         verified.catch(() => ch.destroy()); // stop early: nothing of a foreign agent is kept
-        let stderr = "";
-        ch.stderr.on("data", (d: Buffer) => stderr += d);
-        const closed = new Promise<{ code: number | null; signal?: string }>((resolve) =>
-          ch.on("close", (code: number | null, signal?: string) => resolve({ code, signal }))
-        );
         const sendOldDigest = () => {
           if (req.oldDigestPath) {
             const old = fs.createReadStream(req.oldDigestPath);
@@ -115,7 +96,7 @@ export async function remoteDumper(
         let diffBytes = 0, digestBytes = 0, trailer: Trailer | null = null, remoteError: string | null = null;
         let unlock: ((created: boolean) => Promise<void>) | null = null;
         try {
-          for await (const chunk of ch as AsyncIterable<Buffer>) {
+          for await (const chunk of agent.output) {
             noteGarbage(chunk.length * 4); // ssh2 leaves several buffers per packet (measured: 180 -> 117 MB)
             for (const f of parser.push(chunk)) {
               if (trailer) {
@@ -133,7 +114,7 @@ export async function remoteDumper(
                   f.release?.();
                   break;
                 case FRAME.progress:
-                  req.onProgress(JSON.parse(text(f.payload)).bytes);
+                  req.onProgress(...progressOf(f.payload));
                   break;
                 case FRAME.trailer:
                   trailer = JSON.parse(text(f.payload));
@@ -166,7 +147,7 @@ export async function remoteDumper(
         } finally {
           await unlock?.(false);
         }
-        const exit = await closed;
+        const exit = await agent.closed;
         // A foreign agent explains any other failure; a check that could not finish fails the run after them.
         const unverified = await verified.then(() => null, (e) => e);
         if (unverified instanceof IntegrityError) throw unverified;
@@ -177,7 +158,7 @@ export async function remoteDumper(
           }
           const why = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`;
           throw new BlockdiffError(
-            `agent on ${conn.target} failed (${why}): ${lastLine(stderr) || "no message"}`,
+            `agent on ${conn.target} failed (${why}): ${lastLine(agent.stderr()) || "no message"}`,
           );
         }
         if (!trailer || parser.leftover) {
@@ -211,6 +192,8 @@ function text(b: Uint8Array): string {
   return new TextDecoder().decode(b);
 }
 
-function lastLine(s: string): string {
-  return s.trim().split("\n").at(-1) ?? "";
+/** A progress frame's payload: JSON {bytes, total} (total: the source's size, null where unknown). */
+function progressOf(payload: Uint8Array): [number, number | null] {
+  const p = JSON.parse(text(payload));
+  return [p.bytes, p.total ?? null];
 }
