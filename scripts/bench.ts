@@ -158,6 +158,14 @@ try {
     const sshd = await startSshd();
     try {
       const ssh = `-i ${shellQuote(sshd.clientKey)} --known-hosts ${shellQuote(sshd.knownHosts)}`;
+      // What one SSH command costs on this host by itself (handshake, the login shell and its start-up files).
+      const opensshTrue = measure(
+        "one SSH command (reference: OpenSSH ssh host true)",
+        `ssh -o BatchMode=yes -o UserKnownHostsFile=${shellQuote(sshd.knownHosts)} -i ${
+          shellQuote(sshd.clientKey)
+        } -p ${sshd.port} root@127.0.0.1 true`,
+        0,
+      );
       const url = shellQuote(`root@127.0.0.1:${sshd.port}:${path.join(dir, "v2.img")}`);
       for (const name of ["lchain", "rchain"]) {
         spawnSync(BINARY, ["backup", name, "src.img"], { cwd: dir }); // generation 1 from the original image
@@ -174,7 +182,12 @@ try {
         size,
         () => resetChain("rchain", 1),
       );
-      rem.note = `${((local.seconds / rem.seconds) * 100).toFixed(0)}% of local throughput`;
+      const shareOfLocal = (remote: Row, local: Row) =>
+        `${((local.seconds / remote.seconds) * 100).toFixed(0)}% of local throughput (local + ${
+          (remote.seconds - local.seconds).toFixed(2)
+        } s)`;
+      rem.note = shareOfLocal(rem, local);
+      opensshTrue.note = "for the remote rows";
       const localFull = measure(
         "backup full zstd, local",
         `${bd} backup lfull v2.img --compress zstd`,
@@ -187,7 +200,7 @@ try {
         size,
         () => resetChain("rfull", 0),
       );
-      remFull.note = `${((localFull.seconds / remFull.seconds) * 100).toFixed(0)}% of local throughput`;
+      remFull.note = shareOfLocal(remFull, localFull);
     } finally {
       sshd.stop();
     }
@@ -220,9 +233,9 @@ try {
   console.log("|---|---:|---:|---:|---|");
   for (const r of rows) {
     console.log(
-      `| ${r.name} | ${r.seconds.toFixed(2)} | ${mbps(r).toFixed(0)} | ${r.rssMB?.toFixed(0) ?? "?"} | ${
-        r.note ?? ""
-      } |`,
+      `| ${r.name} | ${r.seconds.toFixed(2)} | ${r.bytes ? mbps(r).toFixed(0) : "-"} | ${
+        r.rssMB?.toFixed(0) ?? "?"
+      } | ${r.note ?? ""} |`,
     );
   }
   if (remoteNote) console.log(`| remote dump over loopback SSH | - | - | - | ${remoteNote} |`);
