@@ -14,9 +14,10 @@ import { DIGEST_SIZE } from "../format/digest.ts";
 import { sameDigestAt } from "../format/digest_cursor.ts";
 import type { DiffReader } from "../format/diff.ts";
 import { writeAll } from "../io/sink.ts";
+import { EarlyWriteback } from "../io/writeback.ts";
 import { Progress } from "../log/progress.ts";
 import { sizeOf } from "../source/local.ts";
-import type { Chain } from "../store/chain.ts";
+import type { Chain, OpenDigest } from "../store/chain.ts";
 import { PendingFiles } from "../store/commit.ts";
 import { ChainMerger } from "./merge.ts";
 
@@ -35,7 +36,9 @@ export interface RestoreSummary {
   elapsedMs: number;
 }
 
-const CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 2 << 20;
+/** Chunks in flight: one being merged, one hashed, one written. */
+const SLOTS = 3;
 
 export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
   const { chain } = o;
@@ -64,45 +67,30 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     }
     const out = openTarget(o.target, manifest?.sourceSize ?? null, pending);
     const merger = await ChainMerger.open(readers);
-    const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bs));
-    const buf = sharedBytes(perChunk * bs);
-    const digests = sharedBytes(perChunk * DIGEST_SIZE);
     const progress = new Progress(`restore ${chain.name}.${gen}`, manifest?.sourceSize ?? null);
-    let size = 0;
+    const writeback = new EarlyWriteback(out.fd);
+    let size = 0, written = 0;
     try {
-      for (let first = 0; first < digest.blocks; first += perChunk) {
-        const count = Math.min(perChunk, digest.blocks - first);
-        let len = 0;
-        for (let j = 0; j < count; j++) {
-          const n = await merger.block(first + j, buf.subarray(j * bs));
-          if (n < bs && first + j !== digest.blocks - 1) {
-            throw new IntegrityError(`block ${first + j} is short (${n} bytes) but is not the last block`);
+      size = await restoreBlocks(
+        merger,
+        digest,
+        o.hasher,
+        async (bytes) => {
+          try {
+            await writeAll(out.fd, bytes);
+            writeback.wrote(bytes.length);
+          } catch (err) {
+            throw describeIoError(`writing ${o.target}`, err);
           }
-          len += n;
-        }
-        await o.hasher.hashBlocks(buf, len, bs, digests);
-        for (let j = 0; j < count; j++) {
-          const want = await digest.cursor.get(first + j);
-          if (want === null || !sameDigestAt(want, digests, j * DIGEST_SIZE)) {
-            throw new IntegrityError(
-              `block ${
-                first + j
-              } does not match generation ${gen}'s digest: the chain is corrupt; nothing was ` +
-                `${out.inPlace ? "written past this block" : "produced"}`,
-            );
-          }
-        }
-        try {
-          await writeAll(out.fd, buf.subarray(0, len));
-        } catch (err) {
-          throw describeIoError(`writing ${o.target}`, err);
-        }
-        size += len;
-        noteGarbage(len); // per-block records and promises of every generation: GC-lagged otherwise
-        progress.update(size);
-      }
+          progress.update(written += bytes.length);
+        },
+        (index) =>
+          `block ${index} does not match generation ${gen}'s digest: the chain is corrupt; nothing was ` +
+          `${out.inPlace ? "written past this block" : "produced"}`,
+      );
     } finally {
       progress.end();
+      await writeback.settle().catch(() => {}); // its error, if any, came with a write or comes below
     }
     merger.checkNewestEnds(digest.blocks);
     await digest.cursor.drain();
@@ -117,6 +105,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
       }
     }
     try {
+      await writeback.settle();
       fs.fsyncSync(out.fd);
     } catch (err) {
       throw describeIoError(`syncing ${o.target}`, err);
@@ -167,4 +156,72 @@ function openTarget(
     }
   }
   return { fd: pending.create(target), inPlace: false };
+}
+
+/**
+ * The blocks of the restored image, in chunks through three stages that overlap: merged from the diffs
+ * (this thread), hashed (the hasher's threads), verified against `digest` and written (`write`, the
+ * runtime's I/O threads; in order, each chunk only once every block of it matched). Returns the bytes
+ * written; every write has finished when it returns or throws.
+ */
+async function restoreBlocks(
+  merger: ChainMerger,
+  digest: OpenDigest,
+  hasher: BlockHasher,
+  write: (bytes: Uint8Array) => Promise<void>,
+  mismatch: (index: number) => string,
+): Promise<number> {
+  const bs = digest.blocksize;
+  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bs));
+  const slots = Array.from({ length: SLOTS }, () => ({
+    buf: sharedBytes(perChunk * bs),
+    digests: sharedBytes(perChunk * DIGEST_SIZE),
+    written: Promise.resolve(),
+  }));
+  let writes = Promise.resolve();
+  let total = 0;
+  type Hashing = {
+    slot: typeof slots[number];
+    first: number;
+    count: number;
+    len: number;
+    done: Promise<void>;
+  };
+  const verifyAndWrite = async (h: Hashing) => {
+    await h.done;
+    for (let j = 0; j < h.count; j++) {
+      const want = await digest.cursor.get(h.first + j);
+      if (want === null || !sameDigestAt(want, h.slot.digests, j * DIGEST_SIZE)) {
+        throw new IntegrityError(mismatch(h.first + j));
+      }
+    }
+    writes = h.slot.written = writes.then(() => write(h.slot.buf.subarray(0, h.len)));
+    writes.catch(() => {}); // seen by whoever awaits it next
+    total += h.len;
+  };
+  let hashing: Hashing | null = null;
+  try {
+    for (let k = 0, first = 0; first < digest.blocks; k++, first += perChunk) {
+      const slot = slots[k % SLOTS];
+      await slot.written; // its previous chunk is written
+      const count = Math.min(perChunk, digest.blocks - first);
+      let len = 0;
+      for (let j = 0; j < count; j++) {
+        const n = await merger.block(first + j, slot.buf.subarray(j * bs));
+        if (n < bs && first + j !== digest.blocks - 1) {
+          throw new IntegrityError(`block ${first + j} is short (${n} bytes) but is not the last block`);
+        }
+        len += n;
+      }
+      if (hashing) await verifyAndWrite(hashing); // hashed while this chunk was merged
+      hashing = { slot, first, count, len, done: hasher.hashBlocks(slot.buf, len, bs, slot.digests) };
+      noteGarbage(len); // per-block records and promises of every generation: GC-lagged otherwise
+    }
+    if (hashing) await verifyAndWrite(hashing);
+    await writes;
+    return total;
+  } finally {
+    await writes.catch(() => {}); // no write may still run when the caller closes or removes the target
+    await hashing?.done.catch(() => {}); // nor a hash, whose threads the caller may stop
+  }
 }
