@@ -16,8 +16,10 @@ export function wrapReadError(what: string, err: unknown): Error {
 
 /** A source whose read errors say which file was corrupt or unreadable. */
 export function withReadErrors(src: ByteSource, what: string): ByteSource {
+  const wrap = (err: unknown) => Promise.reject(wrapReadError(what, err));
   return {
-    read: (buf, off, len) => src.read(buf, off, len).catch((err) => Promise.reject(wrapReadError(what, err))),
+    read: (buf, off, len) => src.read(buf, off, len).catch(wrap),
+    view: src.view && ((len) => src.view!(len).catch(wrap)),
     close: () => src.close(),
   };
 }

@@ -4,7 +4,7 @@
  * bytes except the source's last block, which may be shorter and then ends the stream.
  */
 import { IntegrityError } from "../errors.ts";
-import { type ByteSource, readFull } from "../io/byte_source.ts";
+import { type ByteSource, readFull, readSpan } from "../io/byte_source.ts";
 import { decodeBlocksize, encodeBlocksize, HEADER_SIZE } from "./digest.ts";
 
 export const RECORD_HEADER_SIZE = 8;
@@ -16,6 +16,9 @@ export function encodeRecordHeader(offset: number, out = new Uint8Array(RECORD_H
   dv.setUint32(4, Math.floor(offset / TWO_32), true);
   return out;
 }
+
+const u32le = (b: Uint8Array, at: number) =>
+  (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 
 export interface DiffRecord {
   /** Byte offset of the block in the source. */
@@ -49,25 +52,27 @@ export class DiffReader {
   /** The next record, or null at the end of the stream. */
   async next(): Promise<DiffRecord | null> {
     if (this.#ended) return null;
-    const h = await readFull(this.src, this.#header, 0, RECORD_HEADER_SIZE);
-    if (h === 0) {
+    // views of the source's buffer where possible: most records are not copied here at all
+    const h = await readSpan(this.src, this.#header, RECORD_HEADER_SIZE);
+    if (h.length === 0) {
       this.#ended = true;
       return null;
     }
-    if (h < RECORD_HEADER_SIZE) throw new IntegrityError(`${this.what}: truncated record header`);
-    const dv = new DataView(this.#header.buffer);
-    const offset = dv.getUint32(0, true) + dv.getUint32(4, true) * TWO_32;
+    if (h.length < RECORD_HEADER_SIZE) throw new IntegrityError(`${this.what}: truncated record header`);
+    const offset = u32le(h, 0) + u32le(h, 4) * TWO_32;
     if (offset % this.blocksize !== 0) {
       throw new IntegrityError(`${this.what}: record offset ${offset} is not a multiple of the block size`);
     }
     if (offset <= this.#last) {
       throw new IntegrityError(`${this.what}: record offset ${offset} is out of order (after ${this.#last})`);
     }
-    const n = await readFull(this.src, this.#block, 0, this.blocksize);
-    if (n === 0) throw new IntegrityError(`${this.what}: record at offset ${offset} has no data (truncated)`);
-    if (n < this.blocksize) this.#ended = true; // a short block is the last one
+    const data = await readSpan(this.src, this.#block, this.blocksize);
+    if (data.length === 0) {
+      throw new IntegrityError(`${this.what}: record at offset ${offset} has no data (truncated)`);
+    }
+    if (data.length < this.blocksize) this.#ended = true; // a short block is the last one
     this.#last = offset;
-    return { offset, index: offset / this.blocksize, data: this.#block.subarray(0, n) };
+    return { offset, index: offset / this.blocksize, data };
   }
 
   close(): Promise<void> {

@@ -7,7 +7,24 @@ import * as fs from "node:fs";
 export interface ByteSource {
   /** Reads up to `len` bytes into `buf` at `off`; resolves 0 at end of stream. */
   read(buf: Uint8Array, off: number, len: number): Promise<number>;
+  /**
+   * Up to `len` bytes without a copy: a view of the source's own buffer, valid until the next call on this
+   * source; empty at the end of the stream. Only sources that hold a buffer have it.
+   */
+  view?(len: number): Promise<Uint8Array>;
   close(): Promise<void>;
+}
+
+/**
+ * `len` bytes (fewer at the end of the stream): a view of the source's buffer where they lie in one piece
+ * there (valid until the next call on the source), else gathered into `scratch`.
+ */
+export async function readSpan(src: ByteSource, scratch: Uint8Array, len: number): Promise<Uint8Array> {
+  if (!src.view) return scratch.subarray(0, await readFull(src, scratch, 0, len));
+  const first = await src.view(len);
+  if (first.length === len || first.length === 0) return first;
+  scratch.set(first);
+  return scratch.subarray(0, first.length + await readFull(src, scratch, first.length, len - first.length));
 }
 
 /** Reads until `len` bytes or end of stream; returns the count read. */
@@ -78,17 +95,21 @@ export class StreamSource implements ByteSource {
   }
 
   async read(buf: Uint8Array, off: number, len: number): Promise<number> {
+    const v = await this.view(len);
+    buf.set(v, off);
+    return v.length;
+  }
+
+  async view(len: number): Promise<Uint8Array> {
     while (this.#pos >= this.#chunk.length) {
       const r = await this.#it.next();
-      if (r.done) return 0;
+      if (r.done) return new Uint8Array(0);
       noteGarbage(r.value.length);
       this.#chunk = r.value;
       this.#pos = 0;
     }
     const n = Math.min(len, this.#chunk.length - this.#pos);
-    buf.set(this.#chunk.subarray(this.#pos, this.#pos + n), off);
-    this.#pos += n;
-    return n;
+    return this.#chunk.subarray(this.#pos, this.#pos += n);
   }
 
   async close(): Promise<void> {
@@ -108,16 +129,19 @@ export class BufferedSource implements ByteSource {
   }
 
   async read(buf: Uint8Array, off: number, len: number): Promise<number> {
+    if (this.#pos === this.#end && len >= this.#buf.length) return this.src.read(buf, off, len);
+    const v = await this.view(len);
+    buf.set(v, off);
+    return v.length;
+  }
+
+  async view(len: number): Promise<Uint8Array> {
     if (this.#pos === this.#end) {
-      if (len >= this.#buf.length) return this.src.read(buf, off, len);
       this.#pos = 0;
       this.#end = await this.src.read(this.#buf, 0, this.#buf.length);
-      if (this.#end === 0) return 0;
     }
     const n = Math.min(len, this.#end - this.#pos);
-    buf.set(this.#buf.subarray(this.#pos, this.#pos + n), off);
-    this.#pos += n;
-    return n;
+    return this.#buf.subarray(this.#pos, this.#pos += n);
   }
 
   close(): Promise<void> {
