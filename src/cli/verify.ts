@@ -27,14 +27,15 @@ example:
   async run(args) {
     const [name] = expectPositionals(args, 1, 1, "blockdiff verify NAME [--generation K]");
     const json = args.opts.has("json");
+    const par = createParallelism();
     const results = await verifyChain(
       new Chain(name),
       intOpt(args, "generation"),
-      createParallelism(0).hasher,
+      par.hasher,
       (r) => {
         if (!json) printOut(`generation ${r.generation}: ${r.ok ? "OK" : "BAD"} ${r.detail}\n`);
       },
-    );
+    ).finally(() => par.close());
     const bad = results.filter((r) => !r.ok);
     if (json) printJson({ ok: bad.length === 0, generations: results });
     if (bad.length) {
