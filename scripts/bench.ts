@@ -151,6 +151,10 @@ try {
   if (!fs.readFileSync(work).equals(fs.readFileSync(path.join(dir, "rst.img")))) {
     throw new Error("restore differs");
   }
+  const diffBytes = fs.readdirSync(dir).filter((f) => /^chain\.\d+$/.test(f))
+    .reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+  measure("verify 10 generations (every diff block hashed)", `${bd} verify chain > /dev/null`, diffBytes)
+    .note = `${(diffBytes / 1e9).toFixed(1)} GB of diffs`;
 
   // remote: the same incremental backup, local and over a loopback sshd (root only)
   let remoteNote: string | null = null;
