@@ -35,11 +35,6 @@ export class FdWritable extends Writable {
     if (!this.#writeback) return cb();
     this.#writeback.settle().then(() => fs.fsync(this.fd, (err) => cb(err)), cb);
   }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    // the owner closes the descriptor next: no background sync may still hold it
-    (this.#writeback?.settle() ?? Promise.resolve()).then(() => cb(err), () => cb(err));
-  }
 }
 
 /**

@@ -2,7 +2,9 @@
  * Starts the disk writing of a file's dirty pages early, while more is being written: an fdatasync in the
  * background after every `every` bytes (one at a time). Without it the page cache holds all of a 1 GiB
  * restore or full backup until the final fsync, which then waits for the whole flush (1.3 s here) after all
- * the other work; with it the disk works alongside. It does not replace the final fsync.
+ * the other work; with it the disk works alongside. It does not replace the final fsync. A failed run may
+ * close the file while a sync is in flight: that sync then fails (EBADF, ignored) or flushes whichever file
+ * got the descriptor number next; it changes no data either way.
  */
 import * as fs from "node:fs";
 
@@ -28,7 +30,7 @@ export class EarlyWriteback {
     );
   }
 
-  /** Waits for the sync in flight (before the final fsync, or before the file is closed). */
+  /** Waits for the sync in flight (before the final fsync); throws the error of a background sync. */
   async settle(): Promise<void> {
     await this.#inFlight;
     if (this.#error) throw this.#error;

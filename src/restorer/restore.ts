@@ -13,8 +13,7 @@ import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import { DIGEST_SIZE } from "../format/digest.ts";
 import { sameDigestAt } from "../format/digest_cursor.ts";
 import type { DiffReader } from "../format/diff.ts";
-import { writeAll } from "../io/sink.ts";
-import { EarlyWriteback } from "../io/writeback.ts";
+import { FdWritable, streamFinished, writeConsumed } from "../io/sink.ts";
 import { Progress } from "../log/progress.ts";
 import { sizeOf } from "../source/local.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
@@ -68,7 +67,10 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     const out = openTarget(o.target, manifest?.sourceSize ?? null, pending);
     const merger = await ChainMerger.open(readers);
     const progress = new Progress(`restore ${chain.name}.${gen}`, manifest?.sourceSize ?? null);
-    const writeback = new EarlyWriteback(out.fd);
+    // in order; disk writing started on the way, fsync at the end (like backup's files)
+    const sink = new FdWritable(out.fd, { sync: true, hash: false });
+    const synced = streamFinished(sink); // also takes the stream's errors, which the writes report
+    synced.catch(() => {}); // awaited below, unless the run fails first
     let size = 0, written = 0;
     try {
       size = await restoreBlocks(
@@ -76,12 +78,9 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
         digest,
         o.hasher,
         async (bytes) => {
-          try {
-            await writeAll(out.fd, bytes);
-            writeback.wrote(bytes.length);
-          } catch (err) {
+          await writeConsumed(sink, bytes).catch((err) => {
             throw describeIoError(`writing ${o.target}`, err);
-          }
+          });
           progress.update(written += bytes.length);
         },
         (index) =>
@@ -90,7 +89,6 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
       );
     } finally {
       progress.end();
-      await writeback.settle().catch(() => {}); // its error, if any, came with a write or comes below
     }
     merger.checkNewestEnds(digest.blocks);
     await digest.cursor.drain();
@@ -104,12 +102,10 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
         throw new IntegrityError(`${chain.digestPath(gen)}: SHA-256 differs from its manifest`);
       }
     }
-    try {
-      await writeback.settle();
-      fs.fsyncSync(out.fd);
-    } catch (err) {
+    sink.end();
+    await synced.catch((err) => {
       throw describeIoError(`syncing ${o.target}`, err);
-    }
+    });
     if (out.inPlace) fs.closeSync(out.fd);
     else pending.publish();
     return {
@@ -160,9 +156,9 @@ function openTarget(
 
 /**
  * The blocks of the restored image, in chunks through three stages that overlap: merged from the diffs
- * (this thread), hashed (the hasher's threads), verified against `digest` and written (`write`, the
- * runtime's I/O threads; in order, each chunk only once every block of it matched). Returns the bytes
- * written; every write has finished when it returns or throws.
+ * (this thread), hashed (the hasher's threads), verified against `digest` and written (`write`, which
+ * keeps the order of its calls; each chunk only once every block of it matched). Returns the bytes written;
+ * every write has finished when it returns or throws.
  */
 async function restoreBlocks(
   merger: ChainMerger,
@@ -195,7 +191,7 @@ async function restoreBlocks(
         throw new IntegrityError(mismatch(h.first + j));
       }
     }
-    writes = h.slot.written = writes.then(() => write(h.slot.buf.subarray(0, h.len)));
+    writes = h.slot.written = write(h.slot.buf.subarray(0, h.len));
     writes.catch(() => {}); // seen by whoever awaits it next
     total += h.len;
   };
