@@ -157,6 +157,7 @@ for (const t of targets()) {
       const diff = path.join(dir, "late.1");
       const bytes = fs.readFileSync(diff);
       bytes[4 + 1700 * (8 + BS) + 8 + 100] ^= 0x01; // a data byte of block 1700's record
+      bytes[4 + 2500 * (8 + BS) + 8 + 100] ^= 0x01; // and one in a later chunk: the first is the one named
       fs.writeFileSync(diff, bytes);
       expectFailure(
         await run(t, ["restore", "late", "late.img"], { cwd: dir }),

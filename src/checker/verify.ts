@@ -135,6 +135,8 @@ class RecordBatch {
   readonly #slots: Batch[];
   #cur = 0;
   #pending: Promise<void> | null = null;
+  /** A batch failed its check: that is the first bad record, and nothing after it is hashed. */
+  #failed = false;
 
   constructor(
     private readonly bs: number,
@@ -164,6 +166,7 @@ class RecordBatch {
 
   /** Checks every record added; throws at the first (in order) that does not match. */
   async finish(): Promise<void> {
+    if (this.#failed) return; // already thrown
     await this.#flush();
     await this.#flush();
   }
@@ -172,7 +175,10 @@ class RecordBatch {
   async #flush(): Promise<void> {
     const before = this.#pending;
     this.#pending = null;
-    await before;
+    await before?.catch((err) => {
+      this.#failed = true;
+      throw err;
+    });
     const s = this.#slots[this.#cur];
     if (!s.index.length) return;
     this.#pending = this.hasher.hashBlocks(s.buf, s.len, this.bs, s.got).then(() => this.#compare(s));
