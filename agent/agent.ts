@@ -71,13 +71,12 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
   const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? 0);
   const stdin = new FdSource(0, false);
   const device = args.positionals[1];
-  // The connection may drop (SIGHUP) or the controller die (EPIPE, SIGPIPE): the snapshot goes on every path.
-  for (const sig of ["SIGHUP", "SIGPIPE"] as const) {
-    process.on(sig, () => {
-      runCleanups();
-      process.exit(128 + (sig === "SIGHUP" ? 1 : 13));
-    });
-  }
+  // The connection may drop (SIGHUP: cli/main.ts's handlers) or the controller die (EPIPE, SIGPIPE): the
+  // snapshot goes on every path.
+  process.on("SIGPIPE", () => {
+    runCleanups("SIGPIPE");
+    process.exit(128 + 13);
+  });
   const dumpFrom = async (path: string): Promise<Trailer> => {
     let old: DigestCursor | null = null;
     if (args.opts.has("old-digest-on-stdin")) {
@@ -87,7 +86,7 @@ async function agentDump(args: ParsedArgs, frame: FrameFn): Promise<Trailer> {
       }
       old = opened.cursor;
     }
-    const opened = openLocalSource(path);
+    const opened = await openLocalSource(path);
     const par = createParallelism();
     let diffBytes = 0, digestBytes = 0;
     const framed = (type: number, count: (n: number) => void) =>

@@ -7,9 +7,10 @@ export const EXIT = {
   usage: 2,
   /** The chain or a file of it is corrupt, or data does not match its digest. */
   integrity: 3,
-  /** Another run holds the lock (`--lock`). */
+  /** Another run holds the chain's lock (or the `--lock` file). */
   locked: 4,
-  /** Interrupted by SIGINT (128+2) / SIGTERM (128+15). */
+  /** Interrupted by SIGHUP (128+1) / SIGINT (128+2) / SIGTERM (128+15). */
+  sighup: 129,
   sigint: 130,
   sigterm: 143,
 } as const;

@@ -6,14 +6,24 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { BlockdiffError } from "./errors.ts";
 
 const isDeno = "Deno" in globalThis;
+const isBun = "Bun" in globalThis;
 
 /**
  * Whether fs.write reports the bytes a write got into a non-blocking pipe before it filled up. Deno's
  * writes the first part, then fails with EAGAIN and the count is lost; Bun's (and Node's) return it.
  */
 export const writesReportPartialCount = !isDeno;
+
+/**
+ * O_EXCL for opening a block device: the kernel then refuses a device it uses (mounted, swap, held by
+ * device-mapper) and lets nothing claim it while it is open. Deno's node:fs turns O_EXCL into "create new"
+ * (O_CREAT|O_EXCL), which fails on every existing file, so from source under Deno it is left out and the
+ * checks of /proc and /sys (io/block_device.ts) guard alone.
+ */
+export const exclusiveDeviceFlag = isDeno ? 0 : fs.constants.O_EXCL;
 
 /** True inside a `bun build --compile` binary. */
 export function isCompiledBinary(): boolean {
@@ -33,30 +43,47 @@ export function selfCommand(): string[] {
   return [process.execPath, main];
 }
 
+const O_CLOEXEC = 0o2000000;
+
 /**
- * Opens a file descriptor inherited from the parent (`5< old.md5`, `6> new.md5`).
- * When the parent did not pass it, the runtime may hold that number for itself (Deno: an epoll instance
- * or a socket; Bun: a duplicate of stdout), so only a file, device or pipe that is not one of our stdio
- * streams counts as inherited. Deno's node:fs only knows descriptors it opened itself, so there the
- * descriptor is reopened through /dev/fd. Returns a descriptor to use, or null when `fd` was not passed.
+ * Descriptors 5 and 6 as the caller passed them (`5< old.md5`, `6> new.md5`), looked at once, when this
+ * module loads, before the program opens anything. The runtime may hold those numbers itself when the caller
+ * left them free, so what the runtime holds is told apart: Bun's own descriptors at start-up are its event
+ * loop's (anon_inode: epoll, eventfd), and it marks every inherited descriptor close-on-exec; Deno opens
+ * all of its own close-on-exec, while exec(2) left only descriptors without that flag to the caller's.
+ * Nothing else is guessed: a pipe, a socket, /dev/null or the same file as stdout all count as passed.
  */
-export function openInheritedFd(fd: number, mode: "r" | "w"): number | null {
-  const link = `/proc/self/fd/${fd}`;
-  let target: string, st: fs.Stats;
+const inheritedAtStart = new Map([5, 6].map((fd) => [fd, passedByCaller(fd)]));
+
+function passedByCaller(fd: number): boolean {
+  let target: string, info: string;
   try {
-    target = fs.readlinkSync(link);
-    st = fs.statSync(link);
+    target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
   } catch {
-    return null;
+    return false; // not open
   }
-  if (!target.startsWith("/") && !target.startsWith("pipe:")) return null;
-  for (const std of [0, 1, 2]) {
-    try {
-      const s = fs.statSync(`/proc/self/fd/${std}`);
-      if (s.dev === st.dev && s.ino === st.ino) return null;
-    } catch { /* not open */ }
+  if (target.startsWith("anon_inode:")) return false;
+  const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? "0", 8);
+  return isBun || (flags & O_CLOEXEC) === 0;
+}
+
+/**
+ * A descriptor the caller passed (5 or 6), ready to use, or null when it was not passed. Deno's node:fs
+ * only knows descriptors it opened itself, so there it is reopened through /dev/fd (which a socket cannot
+ * be: that fails with one line).
+ */
+export function openInheritedFd(fd: 5 | 6, mode: "r" | "w"): number | null {
+  if (!inheritedAtStart.get(fd)) return null;
+  if (!isDeno) return fd;
+  try {
+    return fs.openSync(`/dev/fd/${fd}`, mode === "r" ? "r" : "a");
+  } catch (err) {
+    throw new BlockdiffError(
+      `descriptor ${fd} cannot be used when blockdiff runs from source under Deno ` +
+        `(${(err as Error).message}); use the built binary, or --${fd === 5 ? "old" : "new"}-digest FILE`,
+    );
   }
-  return isDeno ? fs.openSync(`/dev/fd/${fd}`, mode === "r" ? "r" : "a") : fd;
 }
 
 /**

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as net from "node:net";
 import * as zlib from "node:zlib";
 import { execFileSync, spawnSync } from "node:child_process";
 import { shellQuote } from "../src/ssh/quote.ts";
@@ -115,7 +116,7 @@ for (const t of targets()) {
       expectFailure(
         await dump(["--block-size", "8192", "src.img"], path.join(dir, "c.md5"), path.join(dir, "c2.md5")),
         2,
-        /conflicts with the old digest's block size 4096/,
+        /conflicts with the old digest, whose block size is 4096/,
       );
       expectFailure(await run(t, ["dump", "src.img"], { cwd: dir }), 2, /fd 6/);
       expectFailure(
@@ -139,6 +140,88 @@ for (const t of targets()) {
         await run(t, ["merge", "-z", "m3.img"], { cwd: dir, input: full.stdout }),
         3,
         /corrupt compressed/,
+      );
+    });
+
+    it("fault: fd 6 is whatever the caller passed (/dev/null like stdout, a socket); fds 3 and 4 alone are not it", async () => {
+      fs.writeFileSync(file, pseudoRandom(BS * 6 + 7, 21));
+      const want = referenceDump(fs.readFileSync(file), BS, null);
+      const cmd = t.cmd.map(shellQuote).join(" ");
+      // cron, `ssh -n`: stdin, stdout and fd 6 all /dev/null
+      const quiet = spawnSync("sh", [
+        "-c",
+        `${cmd} dump --block-size ${BS} src.img 6>/dev/null >/dev/null </dev/null`,
+      ], {
+        cwd: dir,
+      });
+      assert.equal(quiet.status, 0, quiet.stderr.toString());
+      // other descriptors passed, 5 and 6 not: the runtime's own that land there are not taken for them
+      const fds34 = spawnSync("sh", ["-c", `${cmd} dump src.img 3</dev/null 4</dev/null >/dev/null`], {
+        cwd: dir,
+      });
+      assert.equal(fds34.status, 2);
+      assert.match(fds34.stderr.toString(), /^blockdiff: dump: no place for the new digest/);
+      // fd 6 a socket, as the original allows (bash's /dev/tcp)
+      const server = net.createServer();
+      const got: Buffer[] = [];
+      const received = new Promise<void>((resolve) =>
+        server.on("connection", (s) => {
+          s.on("data", (d: Buffer) => got.push(d));
+          s.on("end", resolve);
+        })
+      );
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const port = (server.address() as net.AddressInfo).port;
+      const viaSocket = spawnSync(
+        "bash",
+        ["-c", `exec 6<>/dev/tcp/127.0.0.1/${port}; ${cmd} dump --block-size ${BS} src.img > sock.diff`],
+        { cwd: dir },
+      );
+      if (t.name === "source") {
+        // Deno's node:fs cannot write to a descriptor it did not open, nor reopen a socket through /dev/fd
+        assert.equal(viaSocket.status, 1);
+        assert.match(
+          viaSocket.stderr.toString(),
+          /^blockdiff: descriptor 6 cannot be used when blockdiff runs from source under Deno .*--new-digest FILE\n$/,
+        );
+      } else {
+        assert.equal(viaSocket.status, 0, viaSocket.stderr.toString());
+        await received;
+        assert.ok(Buffer.concat(got).equals(want.digest), "the digest sent to the socket differs");
+        assert.ok(fs.readFileSync(path.join(dir, "sock.diff")).equals(want.diff));
+      }
+      server.close();
+    });
+
+    it("merge applies records in stream order like the original: out of order and repeated offsets too", async () => {
+      const blocks = [0, 1, 2, 3].map((i) => pseudoRandom(BS, 40 + i));
+      const u32 = (n: number) => {
+        const b = Buffer.alloc(4);
+        b.writeUInt32LE(n);
+        return b;
+      };
+      const rec = (index: number, data: Buffer) => [u32(index * BS), u32(0), data];
+      const diff = Buffer.concat([
+        u32(BS),
+        ...rec(2, blocks[0]),
+        ...rec(0, blocks[1]),
+        ...rec(2, blocks[2]), // the same offset again: the later record wins
+        ...rec(1, blocks[3]),
+      ]);
+      const target = path.join(dir, "unordered.img");
+      const r = await run(t, ["merge", "unordered.img"], { cwd: dir, input: diff });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(fs.readFileSync(target).equals(Buffer.concat([blocks[1], blocks[3], blocks[2]])));
+      // a truncated record stops it after the records before it (exit 3)
+      const cut = await run(t, ["merge", "cut.img"], {
+        cwd: dir,
+        input: diff.subarray(0, 4 + 3 * (8 + BS) + 5),
+      });
+      expectFailure(cut, 3, /diff on stdin: truncated record header/);
+      assert.ok(
+        fs.readFileSync(path.join(dir, "cut.img")).equals(
+          Buffer.concat([blocks[1], Buffer.alloc(BS), blocks[2]]),
+        ),
       );
     });
 

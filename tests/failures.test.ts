@@ -1,17 +1,17 @@
 /** Bad input and interrupted runs: one clear line, the right exit code, and nothing of the chain lost. */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { after, before, describe, it } from "node:test";
 import {
   changeBlocks,
+  dirSnapshot,
   expectFailure,
   listDir,
   pseudoRandom,
   run,
-  sha256File,
   start,
   type Target,
   targets,
@@ -20,15 +20,6 @@ import {
 } from "./helpers.ts";
 
 const BS = 4096;
-
-/** Snapshot of a directory's files and contents, to prove a failed run changed nothing. */
-function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(
-    listDir(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((
-      f,
-    ) => [f, sha256File(path.join(dir, f))]),
-  );
-}
 
 async function backup(t: Target, dir: string, name: string, extra: string[] = [], source = "src.img") {
   return await run(t, ["backup", name, source, "--block-size", String(BS), ...extra], { cwd: dir });
@@ -50,13 +41,13 @@ for (const t of targets()) {
 
     it("fault: a conflicting --block-size is refused and changes nothing", async () => {
       await twoGenerations(t, dir, "bs");
-      const snap = snapshot(dir);
+      const snap = dirSnapshot(dir);
       expectFailure(
         await run(t, ["backup", "bs", "src.img", "--block-size", "8192"], { cwd: dir }),
         2,
         /--block-size 8192 conflicts with chain bs, whose block size is 4096/,
       );
-      assert.deepEqual(snapshot(dir), snap);
+      assert.deepEqual(dirSnapshot(dir), snap);
     });
 
     it("fault: unreadable source, missing backup directory, bad options", async () => {
@@ -79,7 +70,11 @@ for (const t of targets()) {
       );
       expectFailure(await run(t, ["restore", "x"], { cwd: dir }), 2, /usage: blockdiff restore/);
       expectFailure(await run(t, ["restore", "nochain", "o.img"], { cwd: dir }), 1, /no backup chain/);
-      assert.ok(!listDir(dir).some((f) => f.startsWith("x.")), "a failed first run left files");
+      assert.deepEqual(
+        listDir(dir).filter((f) => f.startsWith("x.")),
+        ["x.lock"],
+        "a failed first run left files",
+      );
     });
 
     it("fault: a restore into a missing directory fails clearly and leaves nothing", async () => {
@@ -104,26 +99,26 @@ for (const t of targets()) {
     it("fault: a garbage .ver stops backup and restore without touching anything", async () => {
       await twoGenerations(t, dir, "garb");
       fs.writeFileSync(path.join(dir, "garb.ver"), "two\n");
-      const snap = snapshot(dir);
+      const snap = dirSnapshot(dir);
       expectFailure(await backup(t, dir, "garb"), 3, /garb\.ver: expected a generation number/);
       expectFailure(
         await run(t, ["restore", "garb", "g.img"], { cwd: dir }),
         3,
         /expected a generation number/,
       );
-      assert.deepEqual(snapshot(dir), snap);
+      assert.deepEqual(dirSnapshot(dir), snap);
     });
 
     it("fault: a digest file of the wrong length is detected by backup, restore and verify", async () => {
       await twoGenerations(t, dir, "dig");
       fs.truncateSync(path.join(dir, "dig.2.md5"), fs.statSync(path.join(dir, "dig.2.md5")).size - 3);
-      const snap = snapshot(dir);
+      const snap = dirSnapshot(dir);
       expectFailure(await backup(t, dir, "dig"), 3, /dig\.2\.md5: length \d+ is not 4 \+ 16\*N/);
       expectFailure(await run(t, ["restore", "dig", "d.img"], { cwd: dir }), 3, /not 4 \+ 16\*N/);
       const v = await run(t, ["verify", "dig"], { cwd: dir });
       assert.equal(v.code, 3);
       assert.match(v.stdout.toString(), /generation 1: OK[^]*generation 2: BAD .*not 4 \+ 16\*N/);
-      assert.deepEqual(snapshot(dir), snap);
+      assert.deepEqual(dirSnapshot(dir), snap);
     });
 
     it("fault: a truncated or corrupt diff: verify reports it, restore produces no image", async () => {
@@ -244,16 +239,16 @@ for (const t of targets()) {
       try {
         fs.writeFileSync(path.join(mnt, "src.img"), pseudoRandom(BS * 10, 4));
         assert.equal((await backup(t, mnt, "full")).code, 0);
-        const snap = snapshot(mnt);
+        const snap = dirSnapshot(mnt);
         fs.writeFileSync(path.join(dir, "big.img"), pseudoRandom(BS * 80, 5));
         const r = await backup(t, mnt, "full", [], path.join(dir, "big.img"));
         expectFailure(r, 1, /no space left on device/);
-        assert.deepEqual(snapshot(mnt), snap, "files changed or temporary files left");
+        assert.deepEqual(dirSnapshot(mnt), snap, "files changed or temporary files left");
         fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 80, 5));
         assert.equal((await backup(t, dir, "big")).code, 0);
         const restore = await run(t, ["restore", "big", path.join(mnt, "r.img")], { cwd: dir });
         expectFailure(restore, 1, /no space left on device/);
-        assert.deepEqual(snapshot(mnt), snap);
+        assert.deepEqual(dirSnapshot(mnt), snap);
         assert.equal((await run(t, ["verify", "full"], { cwd: mnt })).code, 0);
       } finally {
         spawnSync("umount", [mnt]);
@@ -269,11 +264,11 @@ for (const t of targets()) {
       try {
         fs.writeFileSync(path.join(mnt, "src.img"), pseudoRandom(BS * 10, 4));
         assert.equal((await backup(t, mnt, "ro")).code, 0);
-        const before = snapshot(mnt);
+        const before = dirSnapshot(mnt);
         execFileSync("mount", ["-o", "remount,ro", mnt]);
         changeBlocks(path.join(dir, "src.img"), BS, 0, 1, 3);
         expectFailure(await backup(t, mnt, "ro", [], path.join(dir, "src.img")), 1, /read-only file system/i);
-        assert.deepEqual(snapshot(mnt), before);
+        assert.deepEqual(dirSnapshot(mnt), before);
         assert.equal((await run(t, ["verify", "ro"], { cwd: mnt })).code, 0);
         const r = await run(t, ["restore", path.join(mnt, "ro"), path.join(dir, "ro.img")]);
         assert.equal(r.code, 0, r.stderr);
@@ -308,17 +303,22 @@ for (const t of targets()) {
       }
     });
 
-    const cases = [["SIGKILL", 10], ["SIGKILL", 50], ["SIGKILL", 99], ["SIGINT", 50], [
-      "SIGTERM",
-      50,
-    ]] as const;
+    const cases = [
+      ["SIGKILL", 10],
+      ["SIGKILL", 50],
+      ["SIGKILL", 99],
+      ["SIGINT", 50],
+      ["SIGTERM", 50],
+      ["SIGHUP", 50],
+    ] as const;
+    const SIGNAL_EXIT = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
     for (const [signal, percent] of cases) {
       it(`fault: ${signal} at ${percent}% of a dump leaves .ver and earlier generations intact; the next run succeeds`, async () => {
         const name = `kill-${signal}-${percent}`;
         const v1 = pseudoRandom(BS * 2048, 6);
         fs.writeFileSync(path.join(dir, "src.img"), v1);
         assert.equal((await backup(t, dir, name)).code, 0);
-        const before = snapshot(dir);
+        const before = dirSnapshot(dir);
         const fifo = path.join(dir, `${name}.fifo`);
         execFileSync("mkfifo", [fifo]);
         const child = start(t, ["backup", name, fifo, "--block-size", String(BS)], { cwd: dir });
@@ -339,11 +339,14 @@ for (const t of targets()) {
         fs.closeSync(w);
         if (signal === "SIGKILL") assert.equal(r.signal, "SIGKILL");
         else {
-          assert.equal(r.code, signal === "SIGINT" ? 130 : 143, r.stderr);
-          assert.match(r.stderr, /interrupted/);
+          expectFailure(
+            r,
+            SIGNAL_EXIT[signal],
+            new RegExp(`^blockdiff: interrupted by ${signal}, cleaning up$`),
+          );
           assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")), "temporary files left after cleanup");
         }
-        const after = snapshot(dir);
+        const after = dirSnapshot(dir);
         for (const [f, sum] of Object.entries(before)) assert.equal(after[f], sum, `${f} changed`);
         assert.ok(
           !fs.existsSync(path.join(dir, `${name}.2`)) && !fs.existsSync(path.join(dir, `${name}.2.md5`)),
@@ -362,18 +365,51 @@ for (const t of targets()) {
       });
     }
 
-    it("fault: --lock: a second run fails at once while the first holds it; a stale lock is taken over", async () => {
-      fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 4, 8));
-      fs.writeFileSync(path.join(dir, "run.lock"), `${process.pid}\n`);
-      expectFailure(
-        await backup(t, dir, "locked", ["--lock", "run.lock"]),
-        4,
-        /another run \(pid \d+\) holds the lock/,
+    it("fault: SIGTERM while a FIFO source has no writer yet: the run stops at once (143), nothing left", async () => {
+      fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 4, 9));
+      assert.equal((await backup(t, dir, "nowriter")).code, 0);
+      const snap = dirSnapshot(dir);
+      const fifo = path.join(dir, "nowriter.fifo");
+      execFileSync("mkfifo", [fifo]);
+      const p = start(t, ["backup", "nowriter", fifo, "--block-size", String(BS)], { cwd: dir });
+      await waitUntil(
+        () => fs.readFileSync(path.join(dir, "nowriter.lock"), "utf8") !== "",
+        "the run to start",
       );
-      assert.ok(!fs.existsSync(path.join(dir, "locked.ver")));
-      fs.writeFileSync(path.join(dir, "run.lock"), "999999999\n");
+      await new Promise((r) => setTimeout(r, 300)); // now waiting in open(2) for a writer
+      process.kill(p.child.pid!, "SIGTERM");
+      const stuck = setTimeout(() => p.child.kill("SIGKILL"), 3000); // not stopped by then: fails below
+      const r = await p.done;
+      clearTimeout(stuck);
+      assert.notEqual(r.signal, "SIGKILL", "SIGTERM did not stop it within 3 s");
+      expectFailure(r, 143, /^blockdiff: interrupted by SIGTERM, cleaning up$/);
+      fs.rmSync(fifo);
+      assert.deepEqual(dirSnapshot(dir), snap);
+    });
+
+    it("fault: --lock FILE: a second run fails at once naming the holder; a PID left in the file means nothing", async () => {
+      fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(BS * 4, 8));
+      const lockFile = path.join(dir, "run.lock");
+      const holder = spawn("flock", [lockFile, "sleep", "60"], { stdio: "ignore", detached: true });
+      try {
+        await waitUntil(
+          () => spawnSync("flock", ["-n", lockFile, "true"]).status === 1,
+          "flock to hold run.lock",
+        );
+        expectFailure(
+          await backup(t, dir, "locked", ["--lock", "run.lock"]),
+          4,
+          /lock file run\.lock is in use by another run/,
+        );
+        assert.ok(!fs.existsSync(path.join(dir, "locked.ver")));
+      } finally {
+        process.kill(-holder.pid!, "SIGKILL"); // flock and its sleep, which shares the locked file
+        await new Promise((r) => holder.once("close", r));
+      }
+      // the PID of a live, unrelated process (as after a reboot reused it) does not hold anything
+      fs.writeFileSync(lockFile, `${process.pid}\n`);
       assert.equal((await backup(t, dir, "locked", ["--lock", "run.lock"])).code, 0);
-      assert.ok(!fs.existsSync(path.join(dir, "run.lock")), "lock not released");
+      assert.equal(fs.readFileSync(lockFile, "utf8"), "", "the lock file keeps no holder once released");
     });
   });
 }

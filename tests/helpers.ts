@@ -1,5 +1,5 @@
 /** Test helpers: run blockdiff (source under Deno, and the built binary), temp dirs, deterministic images. */
-import { spawn, type StdioOptions } from "node:child_process";
+import { spawn, spawnSync, type StdioOptions } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -154,6 +154,37 @@ export function expectFailure(r: RunResult, code: number, pattern: RegExp): void
 
 export function listDir(dir: string): string[] {
   return fs.readdirSync(dir).sort();
+}
+
+/**
+ * The regular files of a directory and their SHA-256, to prove a run changed nothing. A chain's lock file
+ * (NAME.lock) is left out: every run that takes it writes its holder line there.
+ */
+export function dirSnapshot(dir: string): Record<string, string> {
+  return Object.fromEntries(
+    listDir(dir).filter((f) => fs.lstatSync(path.join(dir, f)).isFile() && !f.endsWith(".lock"))
+      .map((f) => [f, sha256File(path.join(dir, f))]),
+  );
+}
+
+/** Whether strace is installed (fault injection into real syscalls: errors, and SIGKILL at the Nth call). */
+export function straceAvailable(): boolean {
+  return spawnSync("strace", ["-V"]).status === 0;
+}
+
+/**
+ * `t` run under strace: at the `when`-th call (counted over all threads) of `syscall`, the call fails with
+ * `errno` without running, or the process gets SIGKILL there (`kill`), before the call runs.
+ */
+export function underStrace(
+  t: Target,
+  o: { syscall: string; when: number; errno?: string; kill?: boolean },
+): Target {
+  const inject = `${o.syscall}:error=${o.errno ?? "EIO"}${o.kill ? ":signal=KILL" : ""}:when=${o.when}`;
+  return {
+    name: t.name,
+    cmd: ["strace", "-f", "-qq", "-o", "/dev/null", "-e", `inject=${inject}`, ...t.cmd],
+  };
 }
 
 /** Polls `check` until it returns true (a check that throws counts as not yet); fails after `ms`. */

@@ -22,6 +22,9 @@ describe(
       fs.rmSync(dir, { recursive: true, force: true });
     });
 
+    /** The server's count of clients that went away without closing their connection. */
+    const abortedClients = () =>
+      Number(db.sql("SHOW GLOBAL STATUS LIKE 'Aborted_clients'").trim().split(/\s+/)[1]);
     const conn = () => ["--mysql-host", "127.0.0.1", "--mysql-port", String(db.port), "--mysql-user", USER];
     const env = { MYSQL_PWD: PASSWORD };
     /** A write from another session, giving up after 1 s: "blocked" while the read lock is held. */
@@ -30,6 +33,7 @@ describe(
 
     for (const t of targets()) {
       it(`(${t.name}) holds the lock while CMD runs, releases it, reports binlog coordinates`, async () => {
+        const aborted = abortedClients();
         const out = path.join(dir, `w-${t.name}`);
         const r = await run(t, ["mysqllock", ...conn(), "--json", "--", "sh", "-c", tryWrite], {
           cwd: dir,
@@ -45,6 +49,11 @@ describe(
         db.sql("INSERT INTO app.t VALUES (3)"); // released: writes go through again
         const code = await run(t, ["mysqllock", ...conn(), "--", "sh", "-c", "exit 7"], { cwd: dir, env });
         assert.equal(code.code, 7, "CMD's exit status is passed through");
+        assert.equal(
+          abortedClients(),
+          aborted,
+          "a connection was dropped without a goodbye (Aborted_clients)",
+        );
       });
 
       it(`(${t.name}) security: password from --password-file or ~/.my.cnf, never in any argv`, async () => {

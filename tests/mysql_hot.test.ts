@@ -87,12 +87,15 @@ describe(
       ended.catch(() => {});
       await Promise.race([waitUntil(() => !canWrite(), "the lock to be taken", 20000, 100), ended]);
     };
+    /** The server's count of clients that went away without closing their connection. */
+    const abortedClients = () => Number(db.sql("SHOW GLOBAL STATUS LIKE 'Aborted_clients'").split(/\s+/)[1]);
     const snapshots = () =>
       guest.sh(`lvs --noheadings -o lv_name ${VG}`).split("\n").filter((s) => /bdsnap/.test(s));
 
     it("three hot generations under continuous writes each restore to a consistent database", async () => {
       db.startWriter();
       const gtids: string[] = [];
+      const aborted = abortedClients();
       try {
         for (let g = 1; g <= 3; g++) {
           await new Promise((r) => setTimeout(r, 1500)); // rows keep coming in between generations
@@ -106,6 +109,12 @@ describe(
           assert.match(r.stderr, /held the MySQL lock for \d+ ms; binlog binlog\.\d+:\d+; GTID 0-1-\d+/);
           gtids.push(m.mysql.gtid);
         }
+        // (read before the writer stops: killing its client counts as one)
+        assert.equal(
+          abortedClients(),
+          aborted,
+          "a lock connection was dropped, not closed (Aborted_clients)",
+        );
       } finally {
         db.stopWriter();
       }

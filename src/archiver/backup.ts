@@ -5,14 +5,14 @@ import { onCleanup } from "../cleanup.ts";
 import type { Compression } from "../compress/codec.ts";
 import type { Writable } from "node:stream";
 import type { DumpResult } from "../engine/dump.ts";
-import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
-import { DEFAULT_BLOCKSIZE } from "../format/digest.ts";
+import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import { encodeManifest, type Manifest, type MysqlCoordinates } from "../format/manifest.ts";
 import { FdWritable } from "../io/sink.ts";
 import type { RunLog } from "../log/cronlog.ts";
 import { Progress } from "../log/progress.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
-import { PendingFiles, removeLeftovers, writeVersion } from "../store/commit.ts";
+import { NotDurableError, PendingFiles, writeVersion } from "../store/commit.ts";
+import { beginCommit, endCommit } from "../store/journal.ts";
 import { VERSION } from "../version.ts";
 
 /** What a Dumper gets: the previous digest, and the two files to fill (diff compressed as asked). */
@@ -41,12 +41,18 @@ export interface Dumper {
 
 export interface BackupOptions {
   chain: Chain;
+  /** NAME.ver as read under the chain's lock (store/exclusive.ts); 0 for a new chain. */
+  version: number;
   dumper: Dumper;
   compression: Compression;
   level: number;
-  /** `--block-size`: only for a new chain; must match an existing one. */
-  blocksize: number | null;
+  /** The block size rule (cli/block_size.ts), given the block size of the chain's last digest (null: none). */
+  blocksize: (existing: number | null, owner: string) => number;
+  /** Record an empty image although the chain's last generation had data. */
+  allowShrink: boolean;
   log: RunLog;
+  /** A warning worth the user's eye (on stderr as well as in the log). */
+  warn: (line: string) => void;
 }
 
 export interface BackupSummary {
@@ -55,25 +61,27 @@ export interface BackupSummary {
   elapsedMs: number;
 }
 
+/** The caller holds the chain's lock and has checked it (store/exclusive.ts). */
 export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
   const { chain, log } = o;
-  checkDirectory(chain.dir);
-  const prev = chain.readVersion();
+  const prev = o.version;
   const gen = prev + 1;
-  for (const p of removeLeftovers(chain, gen)) log.info(`removed leftover of an incomplete run: ${p}`);
-
   const old = prev > 0 ? await chain.openDigest(prev) : null;
   const pending = new PendingFiles();
   const unregister = onCleanup(() => pending.discard());
   const started = new Date();
   try {
-    const blocksize = old?.blocksize ?? o.blocksize ?? DEFAULT_BLOCKSIZE;
-    if (old && o.blocksize !== null && o.blocksize !== old.blocksize) {
-      throw new UsageError(
-        `--block-size ${o.blocksize} conflicts with chain ${chain.name}, whose block size is ${old.blocksize} ` +
-          `(from ${chain.digestPath(prev)}); start a new chain to change it`,
+    const blocksize = o.blocksize(old?.blocksize ?? null, `chain ${chain.name}`);
+    const previousSize = prev > 0 ? chain.readManifest(prev)?.sourceSize ?? null : null;
+    const refuseEmpty = () => {
+      if (o.allowShrink || !old || old.blocks === 0) return;
+      throw new BlockdiffError(
+        `${o.dumper.description} is empty (0 bytes), but generation ${prev} of ${chain.name} holds ` +
+          `${old.blocks} blocks: nothing was recorded (a wrong or unmounted source?); give --allow-shrink ` +
+          `to record an empty image`,
       );
-    }
+    };
+    if (o.dumper.size === 0) refuseEmpty();
     const diffPath = chain.diffPath(gen, o.compression);
     const digestPath = chain.digestPath(gen);
     const diffOut = new FdWritable(pending.create(diffPath), { sync: true });
@@ -103,6 +111,15 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     } finally {
       progress.end();
     }
+    if (result.bytesRead === 0) refuseEmpty();
+    if (old && (previousSize !== null ? previousSize !== result.bytesRead : old.blocks !== result.blocks)) {
+      o.warn(
+        `the size of ${o.dumper.description} changed since generation ${prev}: ` +
+          (previousSize !== null
+            ? `${previousSize} -> ${result.bytesRead} bytes`
+            : `${old.blocks} -> ${result.blocks} blocks`),
+      );
+    }
 
     const manifest: Manifest = {
       format: "blockdiff-manifest/1",
@@ -127,8 +144,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       mysql: result.mysql ?? null,
     };
     pending.writeFile(chain.manifestPath(gen), encodeManifest(manifest));
-    pending.publish();
-    writeVersion(chain, gen);
+    commitGeneration(chain, pending, { generation: gen, previous: prev, files: [diffPath, digestPath] });
     log.info(
       `backup ${chain.name} generation ${gen} complete: ${result.blocksChanged}/${result.blocks} blocks changed, ` +
         `${diffOut.bytes} bytes written to ${path.basename(diffPath)}`,
@@ -136,7 +152,6 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     return { manifest, diffPath, elapsedMs: Date.now() - started.getTime() };
   } catch (err) {
     pending.discard();
-    log.info(`backup ${chain.name} generation ${gen} FAILED: ${(err as Error).message}`);
     throw err;
   } finally {
     unregister();
@@ -145,7 +160,42 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
   }
 }
 
-function checkDirectory(dir: string): void {
+/**
+ * Publishes a generation whose files are written and fsynced: journal (store/journal.ts), the files linked
+ * into place (never over an existing one), `.ver` last. `.ver` must still say what it said when the run
+ * began; any failure before `.ver` is renamed takes the files out again.
+ */
+function commitGeneration(
+  chain: Chain,
+  pending: PendingFiles,
+  o: { generation: number; previous: number; files: string[] },
+): void {
+  const unchanged = () => {
+    const now = chain.readVersion();
+    if (now !== o.previous) {
+      throw new IntegrityError(
+        `${chain.name}.ver changed during this run (${o.previous} -> ${now}: another writer that does not take ` +
+          `the chain's lock?); nothing of this run was published`,
+      );
+    }
+  };
+  unchanged();
+  const files = [...o.files, chain.manifestPath(o.generation)].map((f) => path.basename(f));
+  try {
+    beginCommit(chain, { generation: o.generation, previous: o.previous, files });
+    pending.publish("link");
+    unchanged();
+    writeVersion(chain, o.generation);
+  } catch (err) {
+    if (!(err instanceof NotDurableError)) pending.unpublish();
+    endCommit(chain);
+    throw err;
+  }
+  endCommit(chain);
+}
+
+/** The backup directory must exist (it is not created: a typo would otherwise start a chain somewhere). */
+export function checkDirectory(dir: string): void {
   let st: fs.Stats;
   try {
     st = fs.statSync(dir);

@@ -28,21 +28,30 @@ export async function verifyChain(
 ): Promise<GenerationCheck[]> {
   const last = chain.resolveGeneration(upTo);
   const results: GenerationCheck[] = [];
+  let firstBad: number | null = null;
   for (let g = 1; g <= last; g++) {
     let r: GenerationCheck;
     try {
-      r = { generation: g, ok: true, detail: await verifyGeneration(chain, g, hasher) };
+      const detail = await verifyGeneration(chain, g, hasher);
+      // its own files check out, but restoring it goes through every generation before it
+      r = firstBad === null ? { generation: g, ok: true, detail } : {
+        generation: g,
+        ok: false,
+        detail: `not restorable (depends on generation ${firstBad}); ${detail}`,
+      };
     } catch (err) {
       if (!(err instanceof BlockdiffError)) throw err;
       r = { generation: g, ok: false, detail: err.message };
     }
+    firstBad ??= r.ok ? null : g;
     results.push(r);
     onResult(r);
   }
   return results;
 }
 
-async function verifyGeneration(chain: Chain, g: number, hasher: BlockHasher): Promise<string> {
+/** Checks generation `g`'s own files against its digest and generation g-1's; returns the "ok" details. */
+export async function verifyGeneration(chain: Chain, g: number, hasher: BlockHasher): Promise<string> {
   const manifest = chain.readManifest(g);
   const digestSha = createHash("sha256"), diffSha = createHash("sha256");
   let cur: OpenDigest | null = null, prev: OpenDigest | null = null, diff: DiffReader | null = null;

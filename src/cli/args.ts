@@ -77,17 +77,6 @@ export function intOpt(p: ParsedArgs, name: string, min = 1): number | undefined
   return Number(v);
 }
 
-/** Block size with an optional k/K/m/M suffix ("16k" = 16384). */
-export function sizeOpt(p: ParsedArgs, name: string): number | undefined {
-  const v = stringOpt(p, name);
-  if (v === undefined) return undefined;
-  const m = /^(\d+)([kKmM]?)$/.exec(v);
-  if (!m) throw new UsageError(`--${name} must be a size like 16384 or 16k, not '${v}'`);
-  const n = Number(m[1]) * (m[2] === "" ? 1 : /k/i.test(m[2]) ? 1024 : 1024 * 1024);
-  if (n < 1) throw new UsageError(`--${name} must be at least 1`);
-  return n;
-}
-
 export function expectPositionals(p: ParsedArgs, min: number, max: number, usage: string): string[] {
   if (p.positionals.length < min || p.positionals.length > max) throw new UsageError(`usage: ${usage}`);
   return p.positionals;

@@ -1,9 +1,8 @@
 import process from "node:process";
-import { runBackup } from "../archiver/backup.ts";
+import { checkDirectory, runBackup } from "../archiver/backup.ts";
 import { onCleanup } from "../cleanup.ts";
 import { checkLevel, DEFAULT_LEVEL, parseCompression } from "../compress/codec.ts";
 import { createParallelism } from "../engine/parallel.ts";
-import { checkBlocksize } from "../format/digest.ts";
 import { RunLog } from "../log/cronlog.ts";
 import { formatBytes, formatDuration, formatRate } from "../log/format.ts";
 import { localDumper } from "../source/local_dumper.ts";
@@ -15,8 +14,11 @@ import { lockFromArgs, MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs } from "./mysql_
 import { parseSource } from "../source/spec.ts";
 import { defaultKnownHosts } from "../ssh/connect.ts";
 import { Chain } from "../store/chain.ts";
+import { openChainForWrite } from "../store/exclusive.ts";
 import { RunLock } from "../store/lock.ts";
-import { expectPositionals, intOpt, type ParsedArgs, sizeOpt, stringOpt } from "./args.ts";
+import { expectPositionals, intOpt, type ParsedArgs, stringOpt } from "./args.ts";
+import { blockSizeRule } from "./block_size.ts";
+import { logOutcome } from "./log_outcome.ts";
 import { UsageError } from "../errors.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
@@ -28,7 +30,9 @@ export const backupCommand: Command = {
 
 Takes generation N+1 of backup chain NAME (a path: DIR/NAME; files NAME.N[.gz|.lzop|.zst], NAME.N.md5,
 NAME.N.json, NAME.ver). Generation 1 holds every block; later ones hold the blocks whose MD5 changed.
-Files are written under temporary names and published atomically; NAME.ver is updated last.
+Files are written under temporary names and published atomically; NAME.ver is updated last. The run holds
+the chain's lock (NAME.lock) throughout; one that finds NAME.ver disagreeing with the generations on disk
+changes nothing and exits 3 (see 'blockdiff repair').
 
 SOURCE   a local file or block device, or a remote one: [user@]host[:port]:/path or ssh://user@host:port/path
          (over one SSH connection; the remote host needs nothing installed: blockdiff runs itself there
@@ -40,7 +44,9 @@ options:
   --block-size N        block size of a new chain (default 16384, or env BLOCKSIZE); an existing
                         chain keeps its own and a different --block-size is an error
   --monthly             append -YYYYMM to NAME: a new full backup every month
-  --lock FILE           fail at once (exit 4) if another run holds FILE
+  --lock FILE           also lock FILE (an flock, like setlock -n): fail at once (exit 4) if another run
+                        holds it. Every run already locks NAME.lock, whatever this says
+  --allow-shrink        record an empty (0-byte) source although the last generation had data
   --log FILE            append timestamped lines about the run to FILE
   --json                print a JSON summary on stdout
   -i, --identity FILE   SSH private key (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and SSH_AUTH_SOCK)
@@ -62,7 +68,7 @@ environment: SSH_BLOCKDIFF_PREFIX runs the remote agent under a prefix, e.g. "io
 
 examples:
   blockdiff backup /backup/db /dev/vg0/mysql --compress zstd
-  blockdiff backup /backup/db /dev/vg0/mysql --monthly --lock /backup/db.lock --log /backup/db.log
+  blockdiff backup /backup/db /dev/vg0/mysql --monthly --log /backup/db.log
   blockdiff backup /backup/web root@web1:/srv/data.img --compress zstd
   blockdiff backup /backup/db root@db1:/dev/vg0/mysql --lvm-snapshot=5G --mysql-lock \\
       --mysql-socket /run/mysqld/mysqld.sock --mysql-user backup --password-file /root/.db-pw --monthly`,
@@ -74,6 +80,7 @@ examples:
     { name: "block-size", aliases: ["blocksize"], kind: "value" },
     { name: "monthly", kind: "flag" },
     { name: "lock", kind: "value" },
+    { name: "allow-shrink", kind: "flag" },
     { name: "log", kind: "value" },
     { name: "identity", short: "i", kind: "value" },
     { name: "known-hosts", kind: "value" },
@@ -84,90 +91,102 @@ examples:
     ...MYSQL_OPTIONS,
   ],
   async run(args) {
-    const [nameArg, sourceArg] = expectPositionals(args, 2, 2, "blockdiff backup NAME SOURCE [options]");
-    const compression = parseCompression(stringOpt(args, "compress") ?? "none");
-    const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? DEFAULT_LEVEL[compression]);
-    const explicitBs = sizeOpt(args, "block-size") ?? null;
-    if (explicitBs !== null) checkBlocksize(explicitBs, "--block-size");
-    const envBs = process.env.BLOCKSIZE ? Number(process.env.BLOCKSIZE) : null;
-    if (envBs !== null) checkBlocksize(envBs, "BLOCKSIZE");
-    const source = parseSource(sourceArg);
-    const plan = snapshotPlan(args);
-    const strayMysql = MYSQL_OPTIONS.find((o) => args.opts.has(o.name));
-    if (strayMysql && !args.opts.has("mysql-lock")) {
-      throw new UsageError(`--${strayMysql.name} needs --mysql-lock`);
-    }
-    if (args.opts.has("mysql-lock") && !plan) {
-      throw new UsageError(
-        "--mysql-lock needs --lvm-snapshot: the lock is held only while the snapshot is made",
-      );
-    }
-    const mysql = args.opts.has("mysql-lock")
-      ? {
-        conn: mysqlFromArgs(args),
-        lock: { ...lockFromArgs(args), maxHoldSeconds: intOpt(args, "lock-max-hold") ?? 30 },
-      }
-      : null;
-    const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
     const log = new RunLog(stringOpt(args, "log") ?? null);
-    const logLine = (line: string) => {
-      log.info(line);
-      if (/stale snapshot/.test(line)) note(`warning: ${line}`);
-    };
-    const lockPath = stringOpt(args, "lock");
-    const lock = lockPath ? RunLock.acquire(lockPath) : null;
-    const unregister = onCleanup(() => lock?.release());
-    const par = createParallelism();
-    try {
-      // An existing chain's block size always wins over BLOCKSIZE (as in the original); --block-size must match.
-      const blocksize = explicitBs ?? (chain.readVersion() === 0 ? envBs : null);
-      const s = await runBackup({
-        chain,
-        dumper: source.kind === "local"
-          ? localDumper(
-            source.path,
-            par,
-            plan && {
-              plan,
-              lock: mysql && mysqlSnapshotLock(mysql.conn, mysql.lock, logLine),
-              log: logLine,
-            },
-          )
-          : await remoteDumper(
-            source,
-            {
-              identity: stringOpt(args, "identity") ?? null,
-              knownHosts: stringOpt(args, "known-hosts") ?? defaultKnownHosts(),
-              acceptNewHostKey: args.opts.has("accept-new-host-key"),
-            },
-            logLine,
-            plan && { plan, mysql },
-          ),
-        compression,
-        level,
-        blocksize,
-        log,
-      });
-      const m = s.manifest;
-      if (args.opts.has("json")) {
-        printJson({ ok: true, elapsedMs: s.elapsedMs, path: s.diffPath, manifest: m });
-      }
-      const pct = m.blocks ? ((m.blocksChanged / m.blocks) * 100).toFixed(1) : "0.0";
-      note(
-        `${m.name}.${m.generation} ${m.generation === 1 ? "full" : "incremental"}: ` +
-          `${m.blocksChanged}/${m.blocks} blocks changed (${pct}%), ${formatBytes(m.sourceSize)} read in ` +
-          `${formatDuration(s.elapsedMs)} (${formatRate(m.sourceSize, s.elapsedMs)}), ` +
-          `${formatBytes(m.bytesWritten)} written to ${m.diffFile}` +
-          (m.mysql ? `; ${describeLockHeld(m.mysql)}` : ""),
-      );
-      return 0;
-    } finally {
-      await par.close();
-      unregister();
-      lock?.release();
-    }
+    const what = `backup ${args.positionals[0] ?? ""}`.trim();
+    return await logOutcome(log, what, () => backup(args, log));
   },
 };
+
+async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
+  const [nameArg, sourceArg] = expectPositionals(args, 2, 2, "blockdiff backup NAME SOURCE [options]");
+  const compression = parseCompression(stringOpt(args, "compress") ?? "none");
+  const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? DEFAULT_LEVEL[compression]);
+  const blocksize = blockSizeRule({ option: stringOpt(args, "block-size"), env: process.env.BLOCKSIZE });
+  const source = parseSource(sourceArg);
+  const plan = snapshotPlan(args);
+  const strayMysql = MYSQL_OPTIONS.find((o) => args.opts.has(o.name));
+  if (strayMysql && !args.opts.has("mysql-lock")) {
+    throw new UsageError(`--${strayMysql.name} needs --mysql-lock`);
+  }
+  if (args.opts.has("mysql-lock") && !plan) {
+    throw new UsageError(
+      "--mysql-lock needs --lvm-snapshot: the lock is held only while the snapshot is made",
+    );
+  }
+  const mysql = args.opts.has("mysql-lock")
+    ? {
+      conn: mysqlFromArgs(args),
+      lock: { ...lockFromArgs(args), maxHoldSeconds: intOpt(args, "lock-max-hold") ?? 30 },
+    }
+    : null;
+  const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
+  const logLine = (line: string) => {
+    log.info(line);
+    if (/stale snapshot/.test(line)) note(`warning: ${line}`);
+  };
+  const warn = (line: string) => {
+    log.info(`warning: ${line}`);
+    note(`warning: ${line}`);
+  };
+  checkDirectory(chain.dir);
+  const writer = openChainForWrite(chain, { command: "backup", log: logLine });
+  const locks = [writer.lock];
+  const unregister = onCleanup(() => locks.forEach((l) => l.release()));
+  const par = createParallelism();
+  try {
+    const lockPath = stringOpt(args, "lock");
+    if (lockPath !== undefined && !writer.lock.isFile(lockPath)) {
+      locks.push(RunLock.acquire(lockPath, `lock file ${lockPath}`, "backup"));
+    }
+    const s = await runBackup({
+      chain,
+      version: writer.version,
+      dumper: source.kind === "local"
+        ? await localDumper(
+          source.path,
+          par,
+          plan && {
+            plan,
+            lock: mysql && mysqlSnapshotLock(mysql.conn, mysql.lock, logLine),
+            log: logLine,
+          },
+        )
+        : await remoteDumper(
+          source,
+          {
+            identity: stringOpt(args, "identity") ?? null,
+            knownHosts: stringOpt(args, "known-hosts") ?? defaultKnownHosts(),
+            acceptNewHostKey: args.opts.has("accept-new-host-key"),
+          },
+          logLine,
+          plan && { plan, mysql },
+        ),
+      compression,
+      level,
+      blocksize,
+      allowShrink: args.opts.has("allow-shrink"),
+      log,
+      warn,
+    });
+    const m = s.manifest;
+    if (args.opts.has("json")) {
+      printJson({ ok: true, elapsedMs: s.elapsedMs, path: s.diffPath, manifest: m });
+    }
+    const pct = m.blocks ? ((m.blocksChanged / m.blocks) * 100).toFixed(1) : "0.0";
+    note(
+      `${m.name}.${m.generation} ${m.generation === 1 ? "full" : "incremental"}: ` +
+        `${m.blocksChanged}/${m.blocks} blocks changed (${pct}%), ${formatBytes(m.sourceSize)} read in ` +
+        `${formatDuration(s.elapsedMs)} (${formatRate(m.sourceSize, s.elapsedMs)}), ` +
+        `${formatBytes(m.bytesWritten)} written to ${m.diffFile}` +
+        (m.mysql ? `; ${describeLockHeld(m.mysql)}` : ""),
+    );
+    return 0;
+  } finally {
+    await par.close();
+    unregister();
+    locks.forEach((l) => l.release());
+  }
+}
 
 /** `--lvm-snapshot[=SIZE]`: SIZE, else env SNAPSHOT_SIZE, else 10G (thin LVs ignore it); LVCREATE_PREFIX. */
 function snapshotPlan(args: ParsedArgs): SnapshotPlan | null {

@@ -5,13 +5,13 @@ import { type Compression, DEFAULT_LEVEL } from "../compress/codec.ts";
 import { dumpToStreams } from "../engine/dump_output.ts";
 import { createParallelism } from "../engine/parallel.ts";
 import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
-import { checkBlocksize, DEFAULT_BLOCKSIZE } from "../format/digest.ts";
 import { DigestCursor } from "../format/digest_cursor.ts";
 import { FdSource } from "../io/byte_source.ts";
 import { FdWritable } from "../io/sink.ts";
 import { openInheritedFd } from "../runtime.ts";
 import { openLocalSource } from "../source/local.ts";
-import { expectPositionals, sizeOpt, stringOpt } from "./args.ts";
+import { expectPositionals, stringOpt } from "./args.ts";
+import { blockSizeRule } from "./block_size.ts";
 import { type Command, HELP_OPTION } from "./command.ts";
 
 export const dumpCommand: Command = {
@@ -52,9 +52,7 @@ examples:
     const kinds = (["gzip", "lzop", "zstd"] as const).filter((k) => args.opts.has(k));
     if (kinds.length > 1) throw new UsageError(`dump: choose one of --gzip, --lzop, --zstd`);
     const compression: Compression = kinds[0] ?? "none";
-    const explicitBs = sizeOpt(args, "block-size") ??
-      (process.env.BLOCKSIZE ? Number(process.env.BLOCKSIZE) : null);
-    if (explicitBs !== null) checkBlocksize(explicitBs, "block size");
+    const blocksize = blockSizeRule({ option: stringOpt(args, "block-size"), env: process.env.BLOCKSIZE });
     if (isatty(1)) throw new UsageError("dump: refusing to write a binary diff to a terminal");
 
     const oldPath = stringOpt(args, "old-digest");
@@ -65,25 +63,18 @@ examples:
       throw new UsageError("dump: no place for the new digest: open fd 6 or give --new-digest");
     }
 
-    let old: DigestCursor | null = null;
-    let blocksize = explicitBs ?? DEFAULT_BLOCKSIZE;
+    let old: DigestCursor | null = null, oldBs: number | null = null;
     if (oldFd !== null) {
       const opened = await DigestCursor.open(new FdSource(oldFd), oldPath ?? "old digest (fd 5)");
-      const oldBs = opened.blocksize;
-      if (sizeOpt(args, "block-size") !== undefined && oldBs !== explicitBs) {
-        throw new UsageError(
-          `dump: --block-size ${explicitBs} conflicts with the old digest's block size ${oldBs}`,
-        );
-      }
-      blocksize = oldBs;
-      old = opened.cursor;
+      [old, oldBs] = [opened.cursor, opened.blocksize];
     }
-    const input = file !== undefined ? openLocalSource(file).source : new FdSource(0, false);
+    const bs = blocksize(oldBs);
+    const input = file !== undefined ? (await openLocalSource(file)).source : new FdSource(0, false);
     const par = createParallelism();
     try {
       await dumpToStreams({
         source: input,
-        blocksize,
+        blocksize: bs,
         oldDigest: old,
         par,
         diffOut: new FdWritable(1, { sync: false, hash: false }),

@@ -6,12 +6,14 @@ import { BlockdiffError, EXIT } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { agentCommand } from "../../agent/agent.ts";
 import { parseArgs } from "./args.ts";
+import { logEarlyFailure } from "./log_outcome.ts";
 import { backupCommand } from "./backup.ts";
 import type { Command } from "./command.ts";
 import { dumpCommand } from "./dump.ts";
 import { listCommand } from "./list.ts";
 import { mergeCommand } from "./merge.ts";
 import { mysqllockCommand } from "./mysqllock.ts";
+import { repairCommand } from "./repair.ts";
 import { restoreCommand } from "./restore.ts";
 import { verifyCommand } from "./verify.ts";
 
@@ -20,6 +22,7 @@ const COMMANDS: Command[] = [
   restoreCommand,
   verifyCommand,
   listCommand,
+  repairCommand,
   dumpCommand,
   mergeCommand,
   mysqllockCommand,
@@ -35,7 +38,8 @@ usage: blockdiff COMMAND [options]   (blockdiff COMMAND --help for each)
 commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 
-exit codes: 0 ok, 1 failure, 2 usage error, 3 corrupt chain or data, 4 lock held, 130/143 interrupted`;
+exit codes: 0 ok, 1 failure, 2 usage error, 3 corrupt chain or data, 4 chain in use by another run,
+            129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -61,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(args);
   } catch (err) {
     runCleanups();
+    if (cmd?.options.some((o) => o.name === "log")) logEarlyFailure(rest, cmd.name, err);
     if (err instanceof BlockdiffError) {
       process.stderr.write(`blockdiff: ${err.message}\n`);
       return err.exitCode;

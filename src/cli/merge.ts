@@ -13,8 +13,10 @@ export const mergeCommand: Command = {
   help: `usage: blockdiff merge [-z|--gzip|--lzop|--zstd] FILE < diff
 
 Compatible with the original blockdiff_merge: writes every block of the diff read on stdin at its offset
-in FILE (created if missing, never truncated). Apply generations 1..K in order to rebuild generation K,
-or use 'blockdiff restore', which does it in one verified pass.
+in FILE (created if missing, never truncated), in the order of the stream (records out of order or at the
+same offset are applied as they come, as the original does). A truncated stream or a misaligned offset
+stops it with exit 3 after the records before it were written. Apply generations 1..K in order to rebuild
+generation K, or use 'blockdiff restore', which does it in one verified pass.
 
   -z, --gzip / --lzop / --zstd   the diff on stdin is compressed
   -h, --help                     this help
@@ -40,7 +42,8 @@ example:
       throw describeIoError(`opening ${file}`, err);
     }
     try {
-      const diff = await DiffReader.open(src, "diff on stdin");
+      // records in stream order, as the original applies them: out of order or repeated, the last one wins
+      const diff = await DiffReader.open(src, "diff on stdin", { ordered: false });
       for (let rec = await diff.next(); rec !== null; rec = await diff.next()) {
         let off = 0;
         while (off < rec.data.length) {

@@ -1,47 +1,62 @@
 import { createParallelism } from "../engine/parallel.ts";
+import { UsageError } from "../errors.ts";
 import { formatBytes, formatDuration, formatRate } from "../log/format.ts";
 import { runRestore } from "../restorer/restore.ts";
+import { isStdout } from "../restorer/target.ts";
 import { Chain } from "../store/chain.ts";
 import { expectPositionals, intOpt } from "./args.ts";
 import { type Command, GENERATION_OPTION, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
 
+const USAGE = "blockdiff restore NAME TARGET|- [--generation K] [--force] [--json]";
+
 export const restoreCommand: Command = {
   name: "restore",
   summary: "rebuild generation K of chain NAME into TARGET, verified against its digest",
-  help: `usage: blockdiff restore NAME TARGET [--generation K]
+  help: `usage: ${USAGE}
 
 Rebuilds generation K (default: the last complete one) of chain NAME in one pass over generations 1..K:
 each block is taken from the newest generation holding it, checked against generation K's digest, and
 written once. The image gets the recorded size.
 
-TARGET   a file: written as TARGET.tmp-PID and renamed over TARGET only when every block checked out;
-         a block device: written in place (on a failure the device holds a partial image; exit 3)
+TARGET   a new file: written as TARGET.tmp-PID and renamed to TARGET only when every block checked out
+         an existing regular file: replaced the same way, only with --force
+         -  (or /dev/stdout): the image on standard output, e.g. | ssh host dd of=/dev/sdb
+         a FIFO or character device: written in order
+         a block device: written in place (on a failure it holds a partial image; exit 3); refused when it
+         or a partition of it is mounted, active swap, or holds another device (LVM, RAID)
+         Never replaced: symbolic links, directories, and the chain's own files.
 
 options:
   -g, --generation K    generation to restore (default: the last)
-  --json                print a JSON summary on stdout
+  -f, --force           replace TARGET if it is an existing regular file
+  --json                print a JSON summary on stdout (not with TARGET -)
   -h, --help            this help
 
 examples:
   blockdiff restore /backup/db /restore/db.img
-  blockdiff restore /backup/db-202611 /dev/vg0/restore --generation 12`,
-  options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION],
+  blockdiff restore /backup/db-202611 /dev/vg0/restore --generation 12
+  blockdiff restore /backup/db - | ssh root@db2 'dd of=/dev/vg0/mysql bs=1M'`,
+  options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION, { name: "force", short: "f", kind: "flag" }],
   async run(args) {
-    const [name, target] = expectPositionals(args, 2, 2, "blockdiff restore NAME TARGET [--generation K]");
+    const [name, target] = expectPositionals(args, 2, 2, USAGE);
+    if (args.opts.has("json") && isStdout(target)) {
+      throw new UsageError("restore: --json cannot go with TARGET - (standard output carries the image)");
+    }
+    const generation = intOpt(args, "generation");
     const par = createParallelism();
     const s = await runRestore({
       chain: new Chain(name),
-      generation: intOpt(args, "generation"),
+      generation,
       target,
+      force: args.opts.has("force"),
       hasher: par.hasher,
     }).finally(() => par.close());
     if (args.opts.has("json")) printJson({ ok: true, target, ...s });
     note(
-      `restored generation ${s.generation} of ${name} to ${target}: ${
-        formatBytes(s.size)
-      } (${s.blocks} blocks) ` +
-        `in ${formatDuration(s.elapsedMs)} (${formatRate(s.size, s.elapsedMs)}), verified`,
+      `restored generation ${s.generation} of ${name} to ${isStdout(target) ? "standard output" : target}: ` +
+        `${formatBytes(s.size)} (${s.blocks} blocks) in ${formatDuration(s.elapsedMs)} ` +
+        `(${formatRate(s.size, s.elapsedMs)}), verified`,
     );
     return 0;
   },

@@ -29,7 +29,10 @@ export interface DiffRecord {
   data: Uint8Array;
 }
 
-/** Parses a diff stream record by record, checking order and alignment. `what` names it in errors. */
+/**
+ * Parses a diff stream record by record, checking alignment and (unless `ordered: false`, for `merge`, which
+ * applies records as they come like the original) increasing order. `what` names it in errors.
+ */
 export class DiffReader {
   readonly blocksize: number;
   #header = new Uint8Array(RECORD_HEADER_SIZE);
@@ -37,16 +40,25 @@ export class DiffReader {
   #last = -1;
   #ended = false;
 
-  private constructor(private readonly src: ByteSource, blocksize: number, readonly what: string) {
+  private constructor(
+    private readonly src: ByteSource,
+    blocksize: number,
+    readonly what: string,
+    private readonly ordered: boolean,
+  ) {
     this.blocksize = blocksize;
     this.#block = new Uint8Array(blocksize);
   }
 
-  static async open(src: ByteSource, what: string): Promise<DiffReader> {
+  static async open(
+    src: ByteSource,
+    what: string,
+    o: { ordered: boolean } = { ordered: true },
+  ): Promise<DiffReader> {
     const head = new Uint8Array(HEADER_SIZE);
     const n = await readFull(src, head, 0, HEADER_SIZE);
     if (n === 0) throw new IntegrityError(`${what}: empty (no block size header)`);
-    return new DiffReader(src, decodeBlocksize(head.subarray(0, n), what), what);
+    return new DiffReader(src, decodeBlocksize(head.subarray(0, n), what), what, o.ordered);
   }
 
   /** The next record, or null at the end of the stream. */
@@ -63,7 +75,7 @@ export class DiffReader {
     if (offset % this.blocksize !== 0) {
       throw new IntegrityError(`${this.what}: record offset ${offset} is not a multiple of the block size`);
     }
-    if (offset <= this.#last) {
+    if (this.ordered && offset <= this.#last) {
       throw new IntegrityError(`${this.what}: record offset ${offset} is out of order (after ${this.#last})`);
     }
     const data = await readSpan(this.src, this.#block, this.blocksize);

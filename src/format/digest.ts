@@ -24,7 +24,7 @@ export function decodeBlocksize(header: Uint8Array, what: string): number {
   return bs;
 }
 
-export function checkBlocksize(bs: number, what: string): void {
+function checkBlocksize(bs: number, what: string): void {
   if (!Number.isInteger(bs) || bs < 1 || bs > MAX_BLOCKSIZE) {
     throw new IntegrityError(`${what}: invalid block size ${bs} (expected 1..${MAX_BLOCKSIZE})`);
   }

@@ -16,6 +16,13 @@ export class RunLog {
       throw describeIoError(`writing log ${this.file}`, err);
     }
   }
+
+  /** As `info`, where a log that cannot be written must not hide the failure being logged. */
+  tryInfo(message: string): void {
+    try {
+      this.info(message);
+    } catch { /* the failure itself is on stderr */ }
+  }
 }
 
 function timestamp(d: Date): string {

@@ -2,6 +2,16 @@
 import process from "node:process";
 import { formatBytes, formatDuration, formatRate } from "./format.ts";
 
+/** Whether a progress line is on the terminal now (any Progress's). */
+let lineShown = false;
+
+/** What clears the progress line before another message, or "" when none is shown. */
+export function clearProgressLine(): string {
+  if (!lineShown) return "";
+  lineShown = false;
+  return "\r\x1b[K";
+}
+
 export class Progress {
   #start = Date.now();
   #lastDraw = 0;
@@ -29,12 +39,12 @@ export class Progress {
     }
     line += `  ${formatRate(done, elapsed)}`;
     process.stderr.write(`\r\x1b[K${line}`);
-    this.#drawn = true;
+    this.#drawn = lineShown = true;
   }
 
   /** Clears the progress line. */
   end(): void {
-    if (this.#drawn) process.stderr.write("\r\x1b[K");
+    if (this.#drawn) process.stderr.write(clearProgressLine());
     this.#drawn = false;
   }
 }

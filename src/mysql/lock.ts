@@ -40,7 +40,7 @@ export class MysqlLock {
     if (maxHoldSeconds) {
       this.#holdTimer = setTimeout(() => {
         this.#expired = true;
-        this.destroy();
+        void this.close();
       }, maxHoldSeconds * 1000);
     }
   }
@@ -85,10 +85,10 @@ export class MysqlLock {
       }
       return new MysqlLock(conn, await readCoordinates(conn), o.maxHoldSeconds);
     } catch (err) {
-      conn.destroy();
+      await closeCleanly(conn);
       throw err;
     } finally {
-      killer?.destroy();
+      if (killer) await closeCleanly(killer);
     }
   }
 
@@ -102,16 +102,19 @@ export class MysqlLock {
           `what ran under it took too long and is not consistent`,
       );
     }
-    if (!this.#released) {
-      this.#released = true;
-      try {
-        await this.conn.query("UNLOCK TABLES");
-        await this.conn.end();
-      } catch {
-        this.conn.destroy(); // closing the connection releases the lock too
-      }
-    }
+    await this.close();
     return { ...this.binlog, lockHeldMs };
+  }
+
+  /** UNLOCK TABLES and a clean close (the server logs no aborted connection); the lock goes either way. */
+  async close(): Promise<void> {
+    clearTimeout(this.#holdTimer);
+    if (this.#released) return;
+    this.#released = true;
+    try {
+      await this.conn.query("UNLOCK TABLES");
+    } catch { /* closing the connection releases the lock too */ }
+    await closeCleanly(this.conn);
   }
 
   /** Synchronous release for signal handlers: the server drops the lock with the connection. */
@@ -127,6 +130,15 @@ export function describeLockHeld(c: MysqlCoordinates): string {
   return `held the MySQL lock for ${c.lockHeldMs} ms` +
     (c.binlogFile ? `; binlog ${c.binlogFile}:${c.binlogPosition}` : "; binary log off") +
     (c.gtid ? `; GTID ${c.gtid}` : "");
+}
+
+/** COM_QUIT, so the server counts no aborted client; a connection that cannot say it is cut. */
+async function closeCleanly(conn: Conn): Promise<void> {
+  try {
+    await conn.end();
+  } catch {
+    conn.destroy();
+  }
 }
 
 async function connect(opts: MysqlConnectionOptions): Promise<Conn> {

@@ -26,7 +26,7 @@ export function mysqlSnapshotLock(
       const unregister = onCleanup(() => lock.destroy());
       return async (created) => {
         unregister();
-        if (!created) return lock.destroy();
+        if (!created) return await lock.close();
         coordinates = await lock.release();
         log(describeLockHeld(coordinates));
       };

@@ -5,25 +5,26 @@
  */
 import { noteGarbage } from "../runtime.ts";
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
 import { onCleanup } from "../cleanup.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
 import { sharedBytes } from "../engine/parallel.ts";
-import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
+import { describeIoError, IntegrityError } from "../errors.ts";
 import { DIGEST_SIZE } from "../format/digest.ts";
 import { sameDigestAt } from "../format/digest_cursor.ts";
 import type { DiffReader } from "../format/diff.ts";
 import { FdWritable, streamFinished, writeConsumed } from "../io/sink.ts";
 import { Progress } from "../log/progress.ts";
-import { sizeOf } from "../source/local.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
-import { PendingFiles } from "../store/commit.ts";
 import { ChainMerger } from "./merge.ts";
+import { openRestoreTarget, type RestoreTarget } from "./target.ts";
 
 export interface RestoreOptions {
   chain: Chain;
   generation?: number;
+  /** A path, or `-` for stdout (restorer/target.ts says what is accepted). */
   target: string;
+  /** Replace an existing regular file. */
+  force: boolean;
   hasher: BlockHasher;
 }
 
@@ -54,8 +55,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     );
   }
   const readers: DiffReader[] = [];
-  const pending = new PendingFiles();
-  const unregister = onCleanup(() => pending.discard());
+  let out: RestoreTarget | null = null;
+  const unregister = onCleanup(() => out?.abort());
   try {
     for (let g = 1; g <= gen; g++) {
       const r = await chain.openDiff(g);
@@ -64,11 +65,16 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
         throw new IntegrityError(`${r.what}: block size ${r.blocksize} differs from the chain's ${bs}`);
       }
     }
-    const out = openTarget(o.target, manifest?.sourceSize ?? null, pending);
+    out = await openRestoreTarget({
+      target: o.target,
+      force: o.force,
+      size: manifest?.sourceSize ?? null,
+      chain,
+    });
     const merger = await ChainMerger.open(readers);
     const progress = new Progress(`restore ${chain.name}.${gen}`, manifest?.sourceSize ?? null);
     // in order; disk writing started on the way, fsync at the end (like backup's files)
-    const sink = new FdWritable(out.fd, { sync: true, hash: false });
+    const sink = new FdWritable(out.fd, { sync: out.sync, hash: false });
     const synced = streamFinished(sink); // also takes the stream's errors, which the writes report
     synced.catch(() => {}); // awaited below, unless the run fails first
     let size = 0, written = 0;
@@ -85,7 +91,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
         },
         (index) =>
           `block ${index} does not match generation ${gen}'s digest: the chain is corrupt; nothing was ` +
-          `${out.inPlace ? "written past this block" : "produced"}`,
+          `${out!.inPlace ? "written past this block" : "produced"}`,
       );
     } finally {
       progress.end();
@@ -106,52 +112,24 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     await synced.catch((err) => {
       throw describeIoError(`syncing ${o.target}`, err);
     });
-    if (out.inPlace) fs.closeSync(out.fd);
-    else pending.publish();
+    out.finish();
+    const inPlace = out.inPlace;
+    out = null;
     return {
       generation: gen,
       size,
       blocks: digest.blocks,
-      inPlace: out.inPlace,
+      inPlace,
       elapsedMs: Date.now() - started,
     };
   } catch (err) {
-    pending.discard();
+    out?.abort();
     throw err;
   } finally {
     unregister();
     for (const r of readers) await r.close().catch(() => {});
     await digest.cursor.close();
   }
-}
-
-/** A block/character device is written in place; anything else gets a temporary file renamed at the end. */
-function openTarget(
-  target: string,
-  size: number | null,
-  pending: PendingFiles,
-): { fd: number; inPlace: boolean } {
-  let st: fs.Stats | null = null;
-  try {
-    st = fs.statSync(target);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw describeIoError(`restore target ${target}`, err);
-    }
-  }
-  if (st?.isDirectory()) throw new BlockdiffError(`restore target ${target} is a directory`);
-  if (st && (st.isBlockDevice() || st.isCharacterDevice())) {
-    const devSize = sizeOf(st);
-    if (size !== null && devSize !== null && devSize < size) {
-      throw new BlockdiffError(`restore target ${target} holds ${devSize} bytes, the image needs ${size}`);
-    }
-    try {
-      return { fd: fs.openSync(target, "r+"), inPlace: true };
-    } catch (err) {
-      throw describeIoError(`opening restore target ${target}`, err);
-    }
-  }
-  return { fd: pending.create(target), inPlace: false };
 }
 
 /**

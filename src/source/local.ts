@@ -1,6 +1,7 @@
 /** A local file or block device opened for a dump, with its size when it can be known. */
 import * as fs from "node:fs";
 import { BlockdiffError, describeIoError } from "../errors.ts";
+import { sizeOf } from "../io/block_device.ts";
 import { FdSource } from "../io/byte_source.ts";
 
 export interface OpenedSource {
@@ -10,10 +11,16 @@ export interface OpenedSource {
   description: string;
 }
 
-export function openLocalSource(path: string): OpenedSource {
+/**
+ * Opened off the main thread: a FIFO with no writer yet blocks in open(2), and the main thread must stay
+ * free to handle SIGTERM meanwhile.
+ */
+export async function openLocalSource(path: string): Promise<OpenedSource> {
   let fd: number;
   try {
-    fd = fs.openSync(path, "r");
+    fd = await new Promise<number>((resolve, reject) =>
+      fs.open(path, "r", (err, fd) => err ? reject(err) : resolve(fd))
+    );
   } catch (err) {
     throw describeIoError(`cannot open source ${path}`, err);
   }
@@ -23,18 +30,4 @@ export function openLocalSource(path: string): OpenedSource {
     throw new BlockdiffError(`cannot back up ${path}: it is a directory`);
   }
   return { source: new FdSource(fd), size: sizeOf(st), description: path };
-}
-
-/** Regular files know their size; block devices report it in /sys (in 512-byte sectors). */
-export function sizeOf(st: fs.Stats): number | null {
-  if (st.isFile()) return st.size;
-  if (st.isBlockDevice()) {
-    const major = Math.floor(st.rdev / 256) & 0xfff, minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-    try {
-      return Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, "utf8").trim()) * 512;
-    } catch {
-      return null;
-    }
-  }
-  return null;
 }

@@ -7,7 +7,7 @@ import { dumpToStreams } from "../engine/dump_output.ts";
 import type { Parallelism } from "../engine/parallel.ts";
 import type { SnapshotLock } from "../mysql/snapshot_lock.ts";
 import { type SnapshotPlan, withSnapshot } from "../snapshot/session.ts";
-import { openLocalSource } from "./local.ts";
+import { type OpenedSource, openLocalSource } from "./local.ts";
 
 export interface LocalSnapshot {
   plan: SnapshotPlan;
@@ -15,9 +15,13 @@ export interface LocalSnapshot {
   log: (line: string) => void;
 }
 
-export function localDumper(path: string, par: Parallelism, snapshot: LocalSnapshot | null = null): Dumper {
-  const origin = openLocalSource(path);
-  const dumpFrom = async (opened: ReturnType<typeof openLocalSource>, req: DumpRequest) => {
+export async function localDumper(
+  path: string,
+  par: Parallelism,
+  snapshot: LocalSnapshot | null = null,
+): Promise<Dumper> {
+  const origin = await openLocalSource(path);
+  const dumpFrom = async (opened: OpenedSource, req: DumpRequest) => {
     try {
       return await dumpToStreams({
         source: opened.source,
@@ -44,7 +48,7 @@ export function localDumper(path: string, par: Parallelism, snapshot: LocalSnaps
         path,
         snapshot.plan,
         { log: snapshot.log, lock: snapshot.lock?.lock },
-        (device) => dumpFrom(openLocalSource(device), req),
+        async (device) => dumpFrom(await openLocalSource(device), req),
       );
       return { ...r, mysql: snapshot.lock?.coordinates() ?? null };
     },

@@ -42,6 +42,14 @@ export class Chain {
   get verPath(): string {
     return this.path(".ver");
   }
+  /** The run lock every command that changes the chain holds (store/lock.ts). */
+  get lockPath(): string {
+    return this.path(".lock");
+  }
+  /** The commit in progress (store/journal.ts). */
+  get journalPath(): string {
+    return this.path(".journal");
+  }
   digestPath(gen: number): string {
     return this.path(`.${gen}.md5`);
   }
@@ -57,22 +65,35 @@ export class Chain {
     return [...COMPRESSIONS.map((c) => this.diffPath(gen, c)), this.digestPath(gen), this.manifestPath(gen)];
   }
 
-  /** The last complete generation; 0 when the chain has none yet. */
-  readVersion(): number {
+  /** The number in NAME.ver; null when there is no NAME.ver. A directory or garbage there is corruption. */
+  readVersionFile(): number | null {
     let text: string;
     try {
       text = fs.readFileSync(this.verPath, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return null;
+      if (code === "EISDIR") throw new IntegrityError(`${this.verPath}: is a directory, not a version file`);
       throw describeIoError(`reading ${this.verPath}`, err);
     }
     return decodeVersion(text, this.verPath);
+  }
+
+  /** The last complete generation; 0 when the chain has none yet. */
+  readVersion(): number {
+    return this.readVersionFile() ?? 0;
   }
 
   /** The last complete generation; an error when the chain does not exist. */
   requireVersion(): number {
     const ver = this.readVersion();
     if (ver === 0) {
+      if (fs.existsSync(this.digestPath(1))) {
+        throw new IntegrityError(
+          `${this.verPath} is missing but the chain's generation files exist: run ` +
+            `'blockdiff repair ${this.path("")}' to set it to the newest generation whose chain verifies`,
+        );
+      }
       throw new BlockdiffError(`no backup chain ${this.path("")} (${this.verPath} does not exist)`);
     }
     return ver;
@@ -134,11 +155,15 @@ export class Chain {
   }
 }
 
-export async function openDigestFile(p: string, onRaw?: (b: Uint8Array) => void): Promise<OpenDigest> {
+/** A digest file of the chain: one that is missing means the chain is broken (exit 3), not a failed run. */
+async function openDigestFile(p: string, onRaw?: (b: Uint8Array) => void): Promise<OpenDigest> {
   let fd: number;
   try {
     fd = fs.openSync(p, "r");
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new IntegrityError(`digest file ${p} is missing (the chain is broken)`);
+    }
     throw describeIoError(`opening digest ${p}`, err);
   }
   const src = new FdSource(fd);

@@ -1,32 +1,39 @@
 /**
- * Atomic publication: files are written under temporary names (`FINAL.tmp-PID`, mode 0600), fsynced,
- * renamed, and the directory fsynced. `NAME.ver` is written last the same way.
+ * Atomic publication: files are written under temporary names (`FINAL.tmp-PID`, mode 0600) and fsynced, then
+ * put in place and the directory fsynced. A chain's files are linked to their final names, which never
+ * replaces a file that is already there (rename would); `NAME.ver` is renamed over the old one last.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { describeIoError } from "../errors.ts";
+import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import { encodeVersion } from "../format/ver.ts";
 import type { Chain } from "./chain.ts";
-
-const TEMP_RE = /\.tmp-(\d+)$/;
 
 export function tempPathFor(final: string): string {
   return `${final}.tmp-${process.pid}`;
 }
 
 export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, "r");
   try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(dir, "r");
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw describeIoError(`syncing directory ${dir}`, err);
   }
 }
+
+/** How `publish` puts a file in place: `link` never replaces an existing file, `rename` does. */
+export type PublishMode = "link" | "rename";
 
 /** A set of files being written; nothing is visible under its final name before `publish`. */
 export class PendingFiles {
   #files: { temp: string; final: string; fd: number | null }[] = [];
+  #published: string[] = [];
 
   /** Creates `final`'s temporary file (exclusive, 0600) and returns its descriptor. */
   create(final: string): number {
@@ -52,20 +59,29 @@ export class PendingFiles {
     }
   }
 
-  /** Renames every temporary file to its final name, then fsyncs the directories. */
-  publish(): void {
+  /**
+   * Puts every file in place, then fsyncs the directories. With `link`, a final name that already exists
+   * fails the publish (IntegrityError); a failure of any step removes the final names this call made.
+   */
+  publish(mode: PublishMode): void {
     this.#closeAll();
-    const dirs = new Set<string>();
-    for (const f of this.#files) {
-      try {
-        fs.renameSync(f.temp, f.final);
-      } catch (err) {
-        throw describeIoError(`renaming ${f.temp}`, err);
+    try {
+      for (const f of this.#files) {
+        if (mode === "link") linkNoReplace(f.temp, f.final);
+        else renameOver(f.temp, f.final);
+        this.#published.push(f.final);
       }
-      dirs.add(path.dirname(f.final));
+      for (const d of new Set(this.#files.map((f) => path.dirname(f.final)))) fsyncDir(d);
+    } catch (err) {
+      if (mode === "link") this.unpublish();
+      throw err;
     }
     this.#files = [];
-    for (const d of dirs) fsyncDir(d);
+  }
+
+  /** Removes the files `publish(link)` put in place (their commit failed after it); best effort. */
+  unpublish(): void {
+    for (const p of this.#published.splice(0)) fs.rmSync(p, { force: true });
   }
 
   /** Removes every temporary file (safe to call from a signal handler, and more than once). */
@@ -87,52 +103,72 @@ export class PendingFiles {
   }
 }
 
-/** Makes `gen` the chain's last complete generation: temp, fsync, rename, fsync directory. */
-export function writeVersion(chain: Chain, gen: number): void {
-  const pending = new PendingFiles();
+/** link(2) + unlink of the temporary name; where the filesystem has no hard links, rename after a check. */
+function linkNoReplace(temp: string, final: string): void {
   try {
-    pending.writeFile(chain.verPath, encodeVersion(gen));
-    pending.publish();
+    fs.linkSync(temp, final);
   } catch (err) {
-    pending.discard();
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") {
+      throw new IntegrityError(
+        `${final} appeared during this run (another writer that does not take the chain's lock?); ` +
+          `nothing of this run was published`,
+      );
+    }
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") {
+      throw describeIoError(`publishing ${final}`, err);
+    }
+    if (fs.existsSync(final)) return linkNoReplace(temp, final); // reported as EEXIST above
+    return renameOver(temp, final);
+  }
+  try {
+    fs.rmSync(temp, { force: true });
+  } catch { /* a temporary file of a dead run by then: the next writer removes it */ }
+}
+
+function renameOver(temp: string, final: string): void {
+  try {
+    fs.renameSync(temp, final);
+  } catch (err) {
+    throw describeIoError(`renaming ${temp}`, err);
+  }
+}
+
+/** The generation is published (NAME.ver renamed) but the directory could not be synced afterwards. */
+export class NotDurableError extends BlockdiffError {}
+
+/** Puts a small file in place whole, replacing the old one: temp, fsync, rename (no directory fsync). */
+export function replaceFile(final: string, data: string): void {
+  const temp = tempPathFor(final);
+  try {
+    const fd = fs.openSync(temp, "wx", 0o600);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, final);
+  } catch (err) {
+    fs.rmSync(temp, { force: true });
+    throw describeIoError(`writing ${final}`, err);
   }
 }
 
 /**
- * Removes what failed or killed runs left for generation `gen` (files past `.ver` are never complete)
- * and temporary files of processes that no longer run. Returns what it removed.
+ * Makes `gen` the chain's last complete generation: NAME.ver replaced (the commit), the directory fsynced.
+ * A failure before the rename changes nothing; one after it throws NotDurableError.
  */
-export function removeLeftovers(chain: Chain, gen: number): string[] {
-  const removed: string[] = [];
-  for (const p of chain.generationPaths(gen)) {
-    if (fs.existsSync(p)) {
-      fs.rmSync(p, { force: true });
-      removed.push(p);
-    }
-  }
-  let entries: string[] = [];
+export function writeVersion(chain: Chain, gen: number): void {
+  replaceFile(chain.verPath, encodeVersion(gen));
   try {
-    entries = fs.readdirSync(chain.dir);
+    fsyncDir(chain.dir);
   } catch (err) {
-    throw describeIoError(`reading directory ${chain.dir}`, err);
-  }
-  for (const e of entries) {
-    const m = TEMP_RE.exec(e);
-    if (!m || !e.startsWith(chain.name + ".") || isAlive(Number(m[1]))) continue;
-    const p = path.join(chain.dir, e);
-    fs.rmSync(p, { force: true });
-    removed.push(p);
-  }
-  return removed;
-}
-
-export function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    throw new NotDurableError(
+      `${chain.name}.ver now says ${gen}, but ${
+        (err as Error).message
+      }: the change may not survive a crash ` +
+        `of this host; check the disk, then run 'blockdiff verify ${chain.path("")}'`,
+    );
   }
 }
