@@ -3,11 +3,10 @@
 // First: the runtime adapter looks at the inherited descriptors before anything else opens one.
 import { programArgs } from "./src/runtime.ts";
 import process from "node:process";
+import { runAgent } from "./agent/agent.ts";
 import { main } from "./src/cli/main.ts";
-import { stdoutFlushed } from "./src/cli/output.ts";
 
-const code = await main(programArgs());
-// Let pending stdout writes drain, then exit with the command's status.
-process.exitCode = code;
-await stdoutFlushed();
+const argv = programArgs();
+// `blockdiff agent ...` is the remote side (started over SSH by a backup), not a user's command.
+const code = argv[0] === "agent" ? await runAgent(argv.slice(1)) : await main(argv);
 process.exit(code);

@@ -2,7 +2,8 @@
  * Benchmark (`deno task bench [--size MiB] [--large] [--runs N]`): makes its own images in a temp dir and
  * prints a table of seconds, MB/s and peak RSS for each case, with the reference commands measured in the
  * same run. Each case runs N times (default 3): the fastest time and the highest peak RSS are reported, as
- * this shared machine's timings vary by 10-20% from one run to the next.
+ * timings on a shared machine vary from one run to the next. A run at the default size writes its table into
+ * docs/performance.md.
  * Runs the built binary (dist/blockdiff; built if missing). Needs GNU time (/usr/bin/time) for peak RSS.
  */
 import { spawnSync } from "node:child_process";
@@ -11,10 +12,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { BINARY, build } from "./build.ts";
+import { replaceSection } from "./docs_section.ts";
 import { sshdAvailable, startSshd } from "../tests/sshd.ts";
 import { shellQuote } from "../src/ssh/quote.ts";
 
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const sizeMiB = Number(args[args.indexOf("--size") + 1] || 0) || 1024;
 const RUNS = Number(args[args.indexOf("--runs") + 1] || 0) || 3;
@@ -228,21 +232,24 @@ try {
   rst.note = `${(seq.seconds / rst.seconds).toFixed(2)}x faster than sequential merge`;
 
   const cpu = os.cpus()[0]?.model ?? "?";
-  console.log(
-    `\nblockdiff bench: ${sizeMiB} MiB image, ${BS}-byte blocks, ${os.cpus().length} cores (${cpu}), ${
-      new Date().toISOString().slice(0, 10)
-    }, best of ${RUNS} runs\n`,
-  );
-  console.log("| case | seconds | MB/s | peak RSS MB | note |");
-  console.log("|---|---:|---:|---:|---|");
-  for (const r of rows) {
-    console.log(
+  const heading = `${sizeMiB} MiB image, ${BS}-byte blocks, ${os.cpus().length} cores (${cpu}), ${
+    new Date().toISOString().slice(0, 10)
+  }, best of ${RUNS} runs, binary build`;
+  const table = [
+    "| case | seconds | MB/s | peak RSS MB | note |",
+    "|---|---:|---:|---:|---|",
+    ...rows.map((r) =>
       `| ${r.name} | ${r.seconds.toFixed(2)} | ${r.bytes ? mbps(r).toFixed(0) : "-"} | ${
         r.rssMB?.toFixed(0) ?? "?"
-      } | ${r.note ?? ""} |`,
-    );
+      } | ${r.note ?? ""} |`
+    ),
+    ...(remoteNote ? [`| remote dump over loopback SSH | - | - | - | ${remoteNote} |`] : []),
+  ].join("\n");
+  console.log(`\nblockdiff bench: ${heading}\n\n${table}`);
+  if (!args.includes("--size")) {
+    // a run at the default size is the one docs/performance.md shows
+    replaceSection(path.join(ROOT, "docs", "performance.md"), "bench", `${heading}:\n\n${table}`);
   }
-  if (remoteNote) console.log(`| remote dump over loopback SSH | - | - | - | ${remoteNote} |`);
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }

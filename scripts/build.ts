@@ -1,8 +1,8 @@
 /**
  * Builds the single binary dist/blockdiff with `bun build --compile` (works offline).
- * Worker entry points must be listed here as extra entries (see SPEC "Toolchain"). `--bytecode` embeds
- * JavaScriptCore bytecode next to the source, so nothing is parsed at start-up: `blockdiff --version` 40 ->
- * 10 ms, for the controller, the remote agent and each worker thread (+5 MB of binary, +1 MB peak RSS).
+ * Worker entry points must be listed here as extra entries (docs/architecture.md, "The runtime adapter").
+ * `--bytecode` embeds JavaScriptCore bytecode next to the source, so nothing is parsed at start-up, by the
+ * controller, the remote agent or a worker thread (docs/performance.md has the figures).
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";

@@ -25,7 +25,7 @@ export function leaves(xml: string): Leaf[] {
   return cases.filter((c) => !names.some((n) => n.startsWith(c.name + " > ")));
 }
 
-/** Tests named "... fault: X" or "... security: X" are the reliability suite's scenarios (issue 5). */
+/** Tests named "... fault: X" or "... security: X" are the reliability suite's scenarios (docs/testing.md). */
 const SCENARIO = /^(?:\((\w+)\) )?(fault|security): (.*?)(?: \((\w+)\))?$/;
 
 /** One row per scenario; a scenario run against both the source and the binary shows both. */

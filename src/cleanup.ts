@@ -5,7 +5,7 @@
  */
 import process from "node:process";
 import { EXIT } from "./errors.ts";
-import { clearProgressLine } from "./log/progress.ts";
+import { clearProgressLine } from "./display/progress.ts";
 
 type Action = (interruptedBy: string | null) => void;
 const actions = new Set<Action>();

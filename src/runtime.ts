@@ -100,8 +100,8 @@ let garbage = 0;
 /**
  * Notes `bytes` of short-lived buffers (compressed pieces, decompressed chunks, network reads) and runs a
  * full garbage collection every 32 MiB of them where the runtime offers one (Bun). Its collector otherwise
- * lets such buffers pile up to a few hundred MB before it runs; this keeps peak RSS near 100 MB for a cost
- * of about 1%. Elsewhere (Deno without --expose-gc) it does nothing.
+ * lets such buffers pile up to a few hundred MB before it runs; this keeps peak RSS low for a small cost
+ * (docs/performance.md). Elsewhere (Deno without --expose-gc) it does nothing.
  */
 export function noteGarbage(bytes: number): void {
   garbage += bytes;

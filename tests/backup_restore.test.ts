@@ -3,9 +3,10 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, describe, it } from "node:test";
+import { after, describe } from "node:test";
 import {
   changeBlocks,
+  it,
   listDir,
   pseudoRandom,
   referenceDump,

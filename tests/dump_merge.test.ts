@@ -6,10 +6,11 @@ import * as net from "node:net";
 import * as zlib from "node:zlib";
 import { execFileSync, spawnSync } from "node:child_process";
 import { shellQuote } from "../src/ssh/quote.ts";
-import { after, describe, it } from "node:test";
+import { after, describe } from "node:test";
 import {
   changeBlocks,
   expectFailure,
+  it,
   pseudoRandom,
   referenceDump,
   run,

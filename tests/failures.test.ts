@@ -4,11 +4,12 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe } from "node:test";
 import {
   changeBlocks,
   dirSnapshot,
   expectFailure,
+  it,
   listDir,
   pseudoRandom,
   run,

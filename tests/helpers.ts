@@ -5,7 +5,20 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import * as test from "node:test";
 import { fileURLToPath } from "node:url";
+import { testNameFilter } from "./name_filter.ts";
+
+/**
+ * node:test's `it`, registering only the tests whose name matches env BLOCKDIFF_TEST_FILTER (a regular
+ * expression, case-insensitive), which `deno task test --filter PATTERN` sets: Deno's own --filter sees only
+ * the top-level `describe` names.
+ */
+export const it = ((name: string, ...rest: unknown[]) => {
+  const f = process.env.BLOCKDIFF_TEST_FILTER;
+  if (f && !testNameFilter(f).test(name)) return;
+  return (test.it as (...a: unknown[]) => unknown)(name, ...rest);
+}) as typeof test.it;
 
 export const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const BINARY = path.join(ROOT, "dist", "blockdiff");

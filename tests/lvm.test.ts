@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { after, before, describe, it } from "node:test";
-import { expectFailure, run, start, type Target, targets, tempDir, waitUntil } from "./helpers.ts";
+import { after, before, describe } from "node:test";
+import { expectFailure, it, run, start, type Target, targets, tempDir, waitUntil } from "./helpers.ts";
 import { GUEST, type Guest, startGuest, umlAvailable, VG } from "./uml.ts";
 
 describe(

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { after, before, describe, it } from "node:test";
-import { expectFailure, run, start, targets, tempDir } from "./helpers.ts";
+import { after, before, describe } from "node:test";
+import { expectFailure, it, run, start, targets, tempDir } from "./helpers.ts";
 import { type MariaDb, mariadbAvailable, PASSWORD, startMariaDb, USER } from "./mariadb.ts";
 
 describe(

@@ -1,5 +1,5 @@
 /**
- * Hot backups of a MariaDB volume (SPEC §4, §5, §7): a server in the UML guest under continuous writes is
+ * Hot backups of a MariaDB volume: a server in the UML guest under continuous writes is
  * backed up three times over SSH (--lvm-snapshot --mysql-lock); each restored generation is loop-mounted
  * here, a second mariadbd recovers it, CHECK TABLE passes, and it holds exactly the transactions committed
  * before that generation's lock (its GTID is the one read under the lock, and the row count matches it).
@@ -9,8 +9,18 @@ import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
-import { after, before, describe, it } from "node:test";
-import { BINARY, expectFailure, run, start, type Target, targets, tempDir, waitUntil } from "./helpers.ts";
+import { after, before, describe } from "node:test";
+import {
+  BINARY,
+  expectFailure,
+  it,
+  run,
+  start,
+  type Target,
+  targets,
+  tempDir,
+  waitUntil,
+} from "./helpers.ts";
 import { GUEST_SOCKET, type GuestDb, SERVER_OPTIONS, startGuestDb } from "./guest_mariadb.ts";
 import { PASSWORD, serveDatadir, USER } from "./mariadb.ts";
 import { GUEST, type Guest, startGuest, umlAvailable, VG } from "./uml.ts";

@@ -6,11 +6,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe } from "node:test";
 import {
   BINARY,
   changeBlocks,
   expectFailure,
+  it,
   listDir,
   pseudoRandom,
   run,
@@ -21,10 +22,10 @@ import {
   waitUntil,
 } from "./helpers.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./sshd.ts";
-import { shaCacheFile } from "../src/ssh/self_sha.ts";
-import { sha256Command } from "../src/ssh/agent_install.ts";
+import { shaCacheFile } from "../src/remote/self_sha.ts";
+import { sha256Command } from "../src/remote/install.ts";
 import { shellQuote } from "../src/ssh/quote.ts";
-import { HASH_LINE, launchCommand } from "../src/ssh/agent_launch.ts";
+import { HASH_LINE, launchCommand } from "../src/remote/launch.ts";
 
 const BS = 4096;
 
@@ -78,7 +79,7 @@ describe("the agent launch command", () => {
     };
     const cached = path.join(home, ".cache", "blockdiff", self.sha, "blockdiff");
     const launch = (shell: string, verifyFirst: boolean, prefix = "") => {
-      const r = spawnSync(shell, ["-c", launchCommand(args, prefix, verifyFirst, self)], {
+      const r = spawnSync(shell, ["-c", launchCommand({ args, prefix, verifyFirst, self })], {
         env: { HOME: home, PATH: bin },
         input: "old digest bytes",
       });

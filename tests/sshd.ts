@@ -1,4 +1,4 @@
-/** A real OpenSSH sshd on 127.0.0.1 with its own config, host key and authorized key (SPEC §7). */
+/** A real OpenSSH sshd on 127.0.0.1 with its own config, host key and authorized key. */
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";

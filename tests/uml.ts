@@ -1,6 +1,6 @@
 /**
  * A User-Mode-Linux guest with device-mapper (this kernel has none): LVM (classic + thin) and sshd, booted
- * once per test file (SPEC §7, shared/UML-NOTES.md). The guest's root is this machine's / (hostfs). Its tap
+ * once per test file (docs/testing.md, "The test hosts"). The guest's root is this machine's / (hostfs). Its tap
  * network lives in a network namespace made for the run, and the commands under test run in it too, so no
  * traffic leaves that namespace.
  */

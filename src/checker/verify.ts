@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { sameDigest, sameDigestAt } from "../format/digest_cursor.ts";
 import { DIGEST_SIZE } from "../format/digest.ts";
-import { sharedBytes } from "../engine/parallel.ts";
+import { sharedBytes } from "../io/bytes.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
 import type { DiffReader } from "../format/diff.ts";
@@ -20,13 +20,18 @@ export interface GenerationCheck {
   detail: string;
 }
 
-export async function verifyChain(
-  chain: Chain,
-  upTo: number | undefined,
-  hasher: BlockHasher,
-  onResult: (r: GenerationCheck) => void = () => {},
-): Promise<GenerationCheck[]> {
-  const last = chain.resolveGeneration(upTo);
+export interface VerifyOptions {
+  chain: Chain;
+  /** Check generations 1..upTo (default: all). */
+  upTo?: number;
+  hasher: BlockHasher;
+  /** Each generation's result as soon as it is known. */
+  onResult?: (r: GenerationCheck) => void;
+}
+
+export async function verifyChain(o: VerifyOptions): Promise<GenerationCheck[]> {
+  const { chain, hasher, onResult = () => {} } = o;
+  const last = chain.resolveGeneration(o.upTo);
   const results: GenerationCheck[] = [];
   let firstBad: number | null = null;
   for (let g = 1; g <= last; g++) {

@@ -3,19 +3,19 @@ import { checkDirectory, runBackup } from "../archiver/backup.ts";
 import { onCleanup } from "../cleanup.ts";
 import { checkLevel, DEFAULT_LEVEL, parseCompression } from "../compress/codec.ts";
 import { createParallelism } from "../engine/parallel.ts";
-import { RunLog } from "../log/cronlog.ts";
-import { formatBytes, formatDuration, formatRate } from "../log/format.ts";
+import { RunLog } from "../log/run_log.ts";
+import { formatBytes, formatDuration, formatRate } from "../display/units.ts";
 import { localDumper } from "../source/local_dumper.ts";
-import { remoteDumper } from "../source/remote_dumper.ts";
+import { remoteDumper } from "../remote/remote_dumper.ts";
 import type { SnapshotPlan } from "../snapshot/session.ts";
-import { describeLockHeld } from "../mysql/lock.ts";
-import { mysqlSnapshotLock } from "../mysql/snapshot_lock.ts";
-import { lockFromArgs, MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs } from "./mysql_options.ts";
+import { describeLockHeld } from "../mysql/read_lock.ts";
+import { mysqlQuiesce } from "../mysql/quiesce.ts";
+import { MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs, readLockFromArgs } from "./mysql_options.ts";
 import { parseSource } from "../source/spec.ts";
 import { defaultKnownHosts } from "../ssh/connect.ts";
 import { Chain } from "../store/chain.ts";
-import { openChainForWrite } from "../store/exclusive.ts";
-import { RunLock } from "../store/lock.ts";
+import { openChainForWrite } from "../store/writer.ts";
+import { RunLock } from "../store/run_lock.ts";
 import { expectPositionals, intOpt, type ParsedArgs, stringOpt } from "./args.ts";
 import { blockSizeRule } from "./block_size.ts";
 import { logOutcome } from "./log_outcome.ts";
@@ -61,7 +61,8 @@ options:
                         SOURCE the connection goes through the SSH connection: host, port and socket are
                         as seen from the database host, and the password stays on this host
 ${MYSQL_HELP}
-  --lock-max-hold S     drop the lock and fail the run if lvcreate takes longer than S seconds (default 30)
+  --mysql-lock-max-hold S  drop the lock and fail the run if lvcreate takes longer than S seconds
+                        (default 30; former name --lock-max-hold)
   -h, --help            this help
 
 environment: SSH_BLOCKDIFF_PREFIX runs the remote agent under a prefix, e.g. "ionice -c3 nice -n19"
@@ -87,7 +88,7 @@ examples:
     { name: "accept-new-host-key", kind: "flag" },
     { name: "lvm-snapshot", kind: "optional" },
     { name: "mysql-lock", kind: "flag" },
-    { name: "lock-max-hold", kind: "value" },
+    { name: "mysql-lock-max-hold", aliases: ["lock-max-hold"], kind: "value" },
     ...MYSQL_OPTIONS,
   ],
   async run(args) {
@@ -116,7 +117,7 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
   const mysql = args.opts.has("mysql-lock")
     ? {
       conn: mysqlFromArgs(args),
-      lock: { ...lockFromArgs(args), maxHoldSeconds: intOpt(args, "lock-max-hold") ?? 30 },
+      lock: { ...readLockFromArgs(args), maxHoldSeconds: intOpt(args, "mysql-lock-max-hold") ?? 30 },
     }
     : null;
   const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
@@ -142,25 +143,25 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
       chain,
       version: writer.version,
       dumper: source.kind === "local"
-        ? await localDumper(
-          source.path,
+        ? await localDumper({
+          path: source.path,
           par,
-          plan && {
+          snapshot: plan && {
             plan,
-            lock: mysql && mysqlSnapshotLock(mysql.conn, mysql.lock, logLine),
+            mysql: mysql && mysqlQuiesce({ conn: mysql.conn, lock: mysql.lock, log: logLine }),
             log: logLine,
           },
-        )
-        : await remoteDumper(
-          source,
-          {
+        })
+        : await remoteDumper({
+          spec: source,
+          ssh: {
             identity: stringOpt(args, "identity") ?? null,
             knownHosts: stringOpt(args, "known-hosts") ?? defaultKnownHosts(),
             acceptNewHostKey: args.opts.has("accept-new-host-key"),
           },
-          logLine,
-          plan && { plan, mysql },
-        ),
+          log: logLine,
+          snapshot: plan && { plan, mysql },
+        }),
       compression,
       level,
       blocksize,

@@ -1,6 +1,6 @@
-import { formatBytes } from "../log/format.ts";
+import { formatBytes } from "../display/units.ts";
 import { Chain } from "../store/chain.ts";
-import { type ChainInfo, describeChain, findChains, isDirectory } from "../store/list.ts";
+import { type ChainInfo, describeChain, findChains, isDirectory } from "../store/describe.ts";
 import { expectPositionals } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { printJson, printOut, printTable } from "./output.ts";

@@ -5,7 +5,7 @@
  */
 import { onCleanup } from "../cleanup.ts";
 import { BlockdiffError, EXIT } from "../errors.ts";
-import { RunLog } from "../log/cronlog.ts";
+import { RunLog } from "../log/run_log.ts";
 
 const logged = new WeakSet<object>();
 

@@ -1,10 +1,9 @@
 /** Dispatches `blockdiff COMMAND ...`, prints one line on stderr for every failure, returns the exit code. */
-import { printOut } from "./output.ts";
+import { printOut, stdoutFlushed } from "./output.ts";
 import process from "node:process";
 import { installSignalHandlers, runCleanups } from "../cleanup.ts";
 import { BlockdiffError, EXIT } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { agentCommand } from "../../agent/agent.ts";
 import { parseArgs } from "./args.ts";
 import { logEarlyFailure } from "./log_outcome.ts";
 import { backupCommand } from "./backup.ts";
@@ -26,7 +25,6 @@ const COMMANDS: Command[] = [
   dumpCommand,
   mergeCommand,
   mysqllockCommand,
-  agentCommand,
 ];
 
 function usage(): string {
@@ -42,7 +40,14 @@ exit codes: 0 ok, 1 failure, 2 usage error, 3 corrupt chain or data, 4 chain in 
             129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM`;
 }
 
+/** Runs one command; resolves with its exit code once what it printed on stdout has been handed over. */
 export async function main(argv: string[]): Promise<number> {
+  const code = await dispatch(argv);
+  await stdoutFlushed();
+  return code;
+}
+
+async function dispatch(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const cmd = COMMANDS.find((c) => c.name === rest[0]);

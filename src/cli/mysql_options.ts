@@ -1,6 +1,9 @@
-/** The MySQL connection and lock options shared by `mysqllock` (and, later, `backup --mysql-lock`). */
+/**
+ * The MySQL connection and read-lock options shared by `mysqllock` and `backup --mysql-lock`. The lock's
+ * options are named --mysql-lock-*; their first names (--lock-wait-timeout, --lock-retries) stay as aliases.
+ */
 import { resolveMysql } from "../mysql/credentials.ts";
-import type { LockOptions } from "../mysql/lock.ts";
+import type { ReadLockOptions } from "../mysql/read_lock.ts";
 import { intOpt, type OptionSpec, type ParsedArgs, stringOpt } from "./args.ts";
 
 export const MYSQL_OPTIONS: OptionSpec[] = [
@@ -9,17 +12,18 @@ export const MYSQL_OPTIONS: OptionSpec[] = [
   { name: "mysql-socket", kind: "value" },
   { name: "mysql-user", kind: "value" },
   { name: "password-file", kind: "value" },
-  { name: "lock-wait-timeout", kind: "value" },
-  { name: "lock-retries", kind: "value" },
+  { name: "mysql-lock-wait-timeout", aliases: ["lock-wait-timeout"], kind: "value" },
+  { name: "mysql-lock-retries", aliases: ["lock-retries"], kind: "value" },
 ];
 
 export const MYSQL_HELP = `  --mysql-host H / --mysql-port P / --mysql-socket S / --mysql-user U
                         where to connect (default: ~/.my.cnf [client], else 127.0.0.1:3306)
   --password-file FILE  first line is the password; env MYSQL_PWD or ~/.my.cnf work too. There is no
                         password option: it would show in the process list.
-  --lock-wait-timeout S how long FLUSH TABLES WITH READ LOCK may wait (default 5); then it is killed so
-                        a long-running query cannot stall writes behind it
-  --lock-retries N      further attempts after a timeout (default 2, 3 s apart)`;
+  --mysql-lock-wait-timeout S  how long FLUSH TABLES WITH READ LOCK may wait (default 5); then it is
+                        killed so a long-running query cannot stall writes behind it
+  --mysql-lock-retries N  further attempts after a timeout (default 2, 3 s apart)
+                        (--lock-wait-timeout and --lock-retries are the same options' former names)`;
 
 export function mysqlFromArgs(args: ParsedArgs) {
   return resolveMysql({
@@ -31,10 +35,10 @@ export function mysqlFromArgs(args: ParsedArgs) {
   });
 }
 
-export function lockFromArgs(args: ParsedArgs): LockOptions {
+export function readLockFromArgs(args: ParsedArgs): ReadLockOptions {
   return {
-    waitTimeout: intOpt(args, "lock-wait-timeout") ?? 5,
-    retries: intOpt(args, "lock-retries", 0) ?? 2,
+    waitTimeout: intOpt(args, "mysql-lock-wait-timeout") ?? 5,
+    retries: intOpt(args, "mysql-lock-retries", 0) ?? 2,
     retryDelayMs: 3000,
   };
 }

@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { onCleanup } from "../cleanup.ts";
 import { BlockdiffError, UsageError } from "../errors.ts";
-import { RunLog } from "../log/cronlog.ts";
-import { describeLockHeld, MysqlLock } from "../mysql/lock.ts";
+import { RunLog } from "../log/run_log.ts";
+import { describeLockHeld, MysqlReadLock } from "../mysql/read_lock.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
-import { lockFromArgs, MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs } from "./mysql_options.ts";
+import { MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs, readLockFromArgs } from "./mysql_options.ts";
 import { note, printJson } from "./output.ts";
 
 export const mysqllockCommand: Command = {
@@ -28,9 +28,9 @@ example:
     if (args.rest.length === 0 || args.positionals.length) {
       throw new UsageError("usage: blockdiff mysqllock [options] -- CMD [ARGS...]");
     }
-    const lock = await MysqlLock.acquire(
+    const lock = await MysqlReadLock.acquire(
       mysqlFromArgs(args),
-      lockFromArgs(args),
+      readLockFromArgs(args),
       (l) => new RunLog(null).info(l),
     );
     const unregister = onCleanup(() => lock.destroy());

@@ -1,6 +1,6 @@
 import { createParallelism } from "../engine/parallel.ts";
 import { UsageError } from "../errors.ts";
-import { formatBytes, formatDuration, formatRate } from "../log/format.ts";
+import { formatBytes, formatDuration, formatRate } from "../display/units.ts";
 import { runRestore } from "../restorer/restore.ts";
 import { isStdout } from "../restorer/target.ts";
 import { Chain } from "../store/chain.ts";

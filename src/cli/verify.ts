@@ -28,14 +28,14 @@ example:
     const [name] = expectPositionals(args, 1, 1, "blockdiff verify NAME [--generation K]");
     const json = args.opts.has("json");
     const par = createParallelism();
-    const results = await verifyChain(
-      new Chain(name),
-      intOpt(args, "generation"),
-      par.hasher,
-      (r) => {
+    const results = await verifyChain({
+      chain: new Chain(name),
+      upTo: intOpt(args, "generation"),
+      hasher: par.hasher,
+      onResult: (r) => {
         if (!json) printOut(`generation ${r.generation}: ${r.ok ? "OK" : "BAD"} ${r.detail}\n`);
       },
-    ).finally(() => par.close());
+    }).finally(() => par.close());
     const bad = results.filter((r) => !r.ok);
     if (json) printJson({ ok: bad.length === 0, generations: results });
     if (bad.length) {

@@ -8,7 +8,7 @@ import { PassThrough, pipeline, type Readable, Transform, type Writable } from "
 import * as zlib from "node:zlib";
 import { BlockdiffError, UsageError } from "../errors.ts";
 import { BufferedSource, type ByteSource, FdSource, StreamSource } from "../io/byte_source.ts";
-import type { PieceCompressor } from "../engine/parallel.ts";
+import type { PieceCompressor } from "./piece.ts";
 import { streamFinished } from "../io/sink.ts";
 import { PieceCompressStream } from "./piece_stream.ts";
 import { ZstdFrameDecompress } from "./zstd_frames.ts";

@@ -1,6 +1,9 @@
 /** Compresses one piece of a stream into a self-contained gzip member or zstd frame. */
 import * as zlib from "node:zlib";
 
+/** compressPiece where it may run (a worker thread): what the gzip and zstd streams are given. */
+export type PieceCompressor = (kind: "gzip" | "zstd", level: number, data: Uint8Array) => Promise<Uint8Array>;
+
 type ZstdSync = {
   zstdCompressSync(b: Uint8Array, o: { params: Record<number, number> }): Uint8Array;
   constants: { ZSTD_c_compressionLevel: number };

@@ -6,9 +6,9 @@ import { encodeBlocksize } from "../format/digest.ts";
 import type { DigestCursor } from "../format/digest_cursor.ts";
 import type { ByteSource } from "../io/byte_source.ts";
 import { ChunkBuffer, streamFinished, writeConsumed } from "../io/sink.ts";
-import { dumpBlocks, type DumpResult, type DumpSinks } from "./dump.ts";
+import { dumpBlocks, type DumpResult, type DumpSinks } from "./block_loop.ts";
 import type { Parallelism } from "./parallel.ts";
-import type { PieceCompressor } from "./parallel.ts";
+import type { PieceCompressor } from "../compress/piece.ts";
 
 export interface DumpOutput {
   sinks: DumpSinks;
@@ -20,13 +20,17 @@ export interface DumpOutput {
   abort(): void;
 }
 
-export function createDumpOutput(
-  diffOut: Writable,
-  digestOut: Writable,
-  compression: Compression,
-  level: number,
-  pieces: PieceCompressor,
-): DumpOutput {
+export interface DumpOutputOptions {
+  diffOut: Writable;
+  digestOut: Writable;
+  compression: Compression;
+  level: number;
+  /** Where gzip and zstd pieces are compressed (worker threads). */
+  pieces: PieceCompressor;
+}
+
+export function createDumpOutput(o: DumpOutputOptions): DumpOutput {
+  const { diffOut, digestOut, compression, level, pieces } = o;
   const pipe = compressInto(compression, level, diffOut, pieces);
   const digestDone = streamFinished(digestOut);
   let rootCause: unknown = null;
@@ -89,7 +93,7 @@ export interface DumpToStreams {
 
 /** The engine's loop into two streams: headers, blocks, digests; ends both, or tears them down on failure. */
 export async function dumpToStreams(o: DumpToStreams): Promise<DumpResult> {
-  const output = createDumpOutput(o.diffOut, o.digestOut, o.compression, o.level, o.par.compress);
+  const output = createDumpOutput({ ...o, pieces: o.par.compress });
   try {
     await output.begin(o.blocksize);
     const r = await dumpBlocks({

@@ -4,11 +4,9 @@
  * the same bytes.
  */
 import process from "node:process";
-import { compressPiece } from "../compress/piece.ts";
+import { compressPiece, type PieceCompressor } from "../compress/piece.ts";
 import { type BlockHasher, hashBlocksSync, SharedParts } from "./hasher.ts";
 import { WorkerPool } from "./worker_pool.ts";
-
-export type PieceCompressor = (kind: "gzip" | "zstd", level: number, data: Uint8Array) => Promise<Uint8Array>;
 
 export interface Parallelism {
   hasher: BlockHasher;
@@ -16,11 +14,6 @@ export interface Parallelism {
   /** Worker threads in use (0: main thread only). */
   threads: number;
   close(): Promise<void>;
-}
-
-/** A buffer workers can read and write without copies. */
-export function sharedBytes(n: number): Uint8Array {
-  return new Uint8Array(new SharedArrayBuffer(n));
 }
 
 export function createParallelism(threads = threadsFromEnv()): Parallelism {
@@ -68,7 +61,7 @@ const PART_BYTES = 256 * 1024;
  * an idle main thread), each taking the next unclaimed part (SharedParts). A worker still compressing the
  * previous chunk joins late or not at all instead of holding the chunk up, and the main thread lets its
  * event loop run after each part, so that finished pieces are collected and the next ones handed out while
- * it hashes (a 1 GiB zstd dump: 3.2-3.6 s -> ~2.5 s). Small or unshared inputs are hashed inline.
+ * it hashes (docs/performance.md has the figures). Small or unshared inputs are hashed inline.
  */
 class PoolHasher implements BlockHasher {
   constructor(private readonly pool: WorkerPool) {}

@@ -1,3 +1,8 @@
+/** A buffer worker threads can read and write without copies. */
+export function sharedBytes(n: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(n));
+}
+
 /** Joins two byte arrays into a new one. */
 export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);

@@ -1,7 +1,7 @@
 /**
  * Starts the disk writing of a file's dirty pages early, while more is being written: an fdatasync in the
  * background after every `every` bytes (one at a time). Without it the page cache holds all of a 1 GiB
- * restore or full backup until the final fsync, which then waits for the whole flush (1.3 s here) after all
+ * restore or full backup until the final fsync, which then waits for the whole flush after all
  * the other work; with it the disk works alongside. It does not replace the final fsync. A failed run may
  * close the file while a sync is in flight: that sync then fails (EBADF, ignored) or flushes whichever file
  * got the descriptor number next; it changes no data either way.

@@ -7,15 +7,15 @@ import { noteGarbage } from "../runtime.ts";
 import { createHash } from "node:crypto";
 import { onCleanup } from "../cleanup.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
-import { sharedBytes } from "../engine/parallel.ts";
+import { sharedBytes } from "../io/bytes.ts";
 import { describeIoError, IntegrityError } from "../errors.ts";
 import { DIGEST_SIZE } from "../format/digest.ts";
 import { sameDigestAt } from "../format/digest_cursor.ts";
 import type { DiffReader } from "../format/diff.ts";
 import { FdWritable, streamFinished, writeConsumed } from "../io/sink.ts";
-import { Progress } from "../log/progress.ts";
+import { Progress } from "../display/progress.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
-import { ChainMerger } from "./merge.ts";
+import { ChainMerger } from "./chain_merger.ts";
 import { openRestoreTarget, type RestoreTarget } from "./target.ts";
 
 export interface RestoreOptions {
@@ -79,20 +79,20 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     synced.catch(() => {}); // awaited below, unless the run fails first
     let size = 0, written = 0;
     try {
-      size = await restoreBlocks(
+      size = await restoreBlocks({
         merger,
         digest,
-        o.hasher,
-        async (bytes) => {
+        hasher: o.hasher,
+        write: async (bytes) => {
           await writeConsumed(sink, bytes).catch((err) => {
             throw describeIoError(`writing ${o.target}`, err);
           });
           progress.update(written += bytes.length);
         },
-        (index) =>
+        mismatch: (index) =>
           `block ${index} does not match generation ${gen}'s digest: the chain is corrupt; nothing was ` +
           `${out!.inPlace ? "written past this block" : "produced"}`,
-      );
+      });
     } finally {
       progress.end();
     }
@@ -138,13 +138,15 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
  * keeps the order of its calls; each chunk only once every block of it matched). Returns the bytes written;
  * every write has finished when it returns or throws.
  */
-async function restoreBlocks(
-  merger: ChainMerger,
-  digest: OpenDigest,
-  hasher: BlockHasher,
-  write: (bytes: Uint8Array) => Promise<void>,
-  mismatch: (index: number) => string,
-): Promise<number> {
+async function restoreBlocks(o: {
+  merger: ChainMerger;
+  digest: OpenDigest;
+  hasher: BlockHasher;
+  write: (bytes: Uint8Array) => Promise<void>;
+  /** The message for block `index` not matching its digest. */
+  mismatch: (index: number) => string;
+}): Promise<number> {
+  const { merger, digest, hasher, write, mismatch } = o;
   const bs = digest.blocksize;
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bs));
   const slots = Array.from({ length: SLOTS }, () => ({

@@ -1,6 +1,6 @@
 /**
- * One snapshot's life around a dump: stale snapshots of crashed runs reported, `sync`, an optional lock
- * (MySQL FTWRL) taken just before lvcreate and released right after it, the dump of the snapshot, the
+ * One snapshot's life around a dump: stale snapshots of crashed runs reported, `sync`, an optional quiesce
+ * (the MySQL read lock) taken just before lvcreate and released right after it, the dump of the snapshot, the
  * overflow check, and `lvremove` on every path (errors here; signals through the cleanup handlers).
  */
 import { execFileSync } from "node:child_process";
@@ -20,25 +20,29 @@ export interface SnapshotPlan {
   lvcreatePrefix: string;
 }
 
-/** Taken just before lvcreate; what it returns is called right after, whether lvcreate worked or not. */
-export type LockAround = () => Promise<(created: boolean) => Promise<void>>;
+/**
+ * What holds writes still for the snapshot (the MySQL read lock): taken just before lvcreate; what it
+ * returns is called right after, whether lvcreate worked or not.
+ */
+export type SnapshotQuiesce = () => Promise<(created: boolean) => Promise<void>>;
 
-export interface SnapshotHooks {
+export interface SnapshotRun<T> {
+  /** The LV to snapshot. */
+  device: string;
+  plan: SnapshotPlan;
   log: (line: string) => void | Promise<void>;
-  lock?: LockAround;
+  quiesce?: SnapshotQuiesce;
+  /** The work on the snapshot's device (the dump). */
+  body: (snapshotDevice: string) => Promise<T>;
 }
 
-export async function withSnapshot<T>(
-  device: string,
-  plan: SnapshotPlan,
-  hooks: SnapshotHooks,
-  body: (snapshotDevice: string) => Promise<T>,
-): Promise<T> {
+export async function withSnapshot<T>(o: SnapshotRun<T>): Promise<T> {
+  const { device, plan, body } = o;
   const origin = inspectLv(device);
   const { vg, lv } = origin;
   const stale = staleSnapshots(vg, lv);
   if (stale.length) {
-    await hooks.log(
+    await o.log(
       `stale snapshots of earlier runs on ${vg}: ${stale.join(", ")} (remove them with lvremove)`,
     );
   }
@@ -51,7 +55,7 @@ export async function withSnapshot<T>(
   const unregister = onCleanup(drop);
   try {
     execFileSync("sync"); // the bulk of the flushing happens before any lock is taken
-    const release = hooks.lock ? await hooks.lock() : null;
+    const release = o.quiesce ? await o.quiesce() : null;
     let s: Snapshot;
     try {
       s = snap = await createSnapshot(origin, plan.size, plan.lvcreatePrefix.split(/\s+/).filter(Boolean));
@@ -60,7 +64,7 @@ export async function withSnapshot<T>(
       throw err;
     }
     await release?.(true);
-    await hooks.log(`created ${s.thin ? "thin" : "classic"} snapshot ${s.vg}/${s.name}`);
+    await o.log(`created ${s.thin ? "thin" : "classic"} snapshot ${s.vg}/${s.name}`);
     try {
       const result = await body(s.device);
       checkSnapshot(s);

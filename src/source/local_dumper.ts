@@ -1,25 +1,30 @@
 /**
  * The Dumper of a local file or block device: the engine's loop, in this process. With a snapshot plan the
- * source is an LV: its snapshot is dumped (src/snapshot/session.ts), optionally under the MySQL lock.
+ * source is an LV: its snapshot is dumped (src/snapshot/session.ts), optionally with the MySQL read lock
+ * held while it is created.
  */
 import type { Dumper, DumpRequest } from "../archiver/backup.ts";
 import { dumpToStreams } from "../engine/dump_output.ts";
 import type { Parallelism } from "../engine/parallel.ts";
-import type { SnapshotLock } from "../mysql/snapshot_lock.ts";
+import type { MysqlQuiesce } from "../mysql/quiesce.ts";
 import { type SnapshotPlan, withSnapshot } from "../snapshot/session.ts";
 import { type OpenedSource, openLocalSource } from "./local.ts";
 
 export interface LocalSnapshot {
   plan: SnapshotPlan;
-  lock: SnapshotLock | null;
+  mysql: MysqlQuiesce | null;
   log: (line: string) => void;
 }
 
-export async function localDumper(
-  path: string,
-  par: Parallelism,
-  snapshot: LocalSnapshot | null = null,
-): Promise<Dumper> {
+export interface LocalDumperOptions {
+  path: string;
+  par: Parallelism;
+  /** `--lvm-snapshot`: PATH is an LV; its snapshot is dumped. */
+  snapshot: LocalSnapshot | null;
+}
+
+export async function localDumper(o: LocalDumperOptions): Promise<Dumper> {
+  const { path, par, snapshot } = o;
   const origin = await openLocalSource(path);
   const dumpFrom = async (opened: OpenedSource, req: DumpRequest) => {
     try {
@@ -44,13 +49,14 @@ export async function localDumper(
     async dump(req) {
       if (!snapshot) return await dumpFrom(origin, req);
       await origin.source.close();
-      const r = await withSnapshot(
-        path,
-        snapshot.plan,
-        { log: snapshot.log, lock: snapshot.lock?.lock },
-        async (device) => dumpFrom(await openLocalSource(device), req),
-      );
-      return { ...r, mysql: snapshot.lock?.coordinates() ?? null };
+      const r = await withSnapshot({
+        device: path,
+        plan: snapshot.plan,
+        log: snapshot.log,
+        quiesce: snapshot.mysql?.quiesce,
+        body: async (device) => dumpFrom(await openLocalSource(device), req),
+      });
+      return { ...r, mysql: snapshot.mysql?.coordinates() ?? null };
     },
     close: () => origin.source.close(),
   };

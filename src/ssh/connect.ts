@@ -137,7 +137,7 @@ export class SshConnection {
     if (input instanceof Uint8Array) ch.end(input);
     else if (input) {
       input.pipe(ch);
-      // Each chunk leaves its SSH packets behind: uploading the 110 MB agent peaked at 155 MB, now ~95.
+      // Each chunk leaves its SSH packets behind: collected as they pile up (runtime.ts noteGarbage).
       input.on("data", (d: Buffer) => noteGarbage(d.length * 4));
     } else ch.end();
     return await done;

@@ -47,7 +47,7 @@ export function checkHostKey(file: string, host: string, port: number, key: Buff
     }
     if (fields.length < 3 || !matchesHost(fields[0], name)) continue;
     if (fields[2] === blob) return revoked ? "changed" : "known";
-    if (fields[1] === keyType) sawHost = true;
+    if (fields[1] === keyType && !revoked) sawHost = true; // a revoked key is not the host's key
   }
   return sawHost ? "changed" : "unknown";
 }

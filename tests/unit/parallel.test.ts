@@ -1,9 +1,10 @@
 /** Hashing shared between the main thread and worker threads (src/engine/parallel.ts), real workers. */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { hashBlocksSync } from "../src/engine/hasher.ts";
-import { createParallelism, sharedBytes } from "../src/engine/parallel.ts";
-import { pseudoRandom } from "./helpers.ts";
+import { describe } from "node:test";
+import { hashBlocksSync } from "../../src/engine/hasher.ts";
+import { createParallelism } from "../../src/engine/parallel.ts";
+import { sharedBytes } from "../../src/io/bytes.ts";
+import { it, pseudoRandom } from "../helpers.ts";
 
 describe("parallel hashing", () => {
   it("gives the single-threaded digests while the workers are busy compressing; late helpers change nothing", async () => {

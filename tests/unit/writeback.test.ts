@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { describe, it } from "node:test";
-import { EarlyWriteback } from "../src/io/writeback.ts";
-import { tempDir } from "./helpers.ts";
+import { describe } from "node:test";
+import { EarlyWriteback } from "../../src/io/writeback.ts";
+import { it, tempDir } from "../helpers.ts";
 
 describe("early writeback", () => {
   it("fault: a background sync that fails (a pipe cannot be synced) fails the next write and the settle", async () => {

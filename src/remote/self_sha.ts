@@ -1,6 +1,6 @@
 /**
- * SHA-256 of this executable (it names and verifies the agent cached on remote hosts). Hashing 110 MB takes
- * ~0.1 s of CPU at the start of every remote run, so the result is remembered in
+ * SHA-256 of this executable (it names and verifies the agent cached on remote hosts). Hashing the whole
+ * executable would cost CPU at the start of every remote run, so the result is remembered in
  * ~/.cache/blockdiff/exe.sha256 under the file's identity (device, inode, size, mtime, ctime): any write
  * to the file, a replacement or a touch changes the key and the file is hashed again.
  */

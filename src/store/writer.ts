@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import type { Chain } from "./chain.ts";
 import { leftoversBeforeWrite, scanChain } from "./chain_state.ts";
 import { recoverCommit } from "./journal.ts";
-import { RunLock } from "./lock.ts";
+import { RunLock } from "./run_lock.ts";
 
 export interface ChainWriter {
   /** What NAME.ver said once the chain was locked and checked (0: a new chain). */

@@ -6,7 +6,7 @@ import { DIGEST_SIZE } from "../format/digest.ts";
 import { type DigestCursor, sameDigestAt } from "../format/digest_cursor.ts";
 import { type ByteSource, readFull } from "../io/byte_source.ts";
 import type { BlockHasher } from "./hasher.ts";
-import { sharedBytes } from "./parallel.ts";
+import { sharedBytes } from "../io/bytes.ts";
 
 export interface DumpSinks {
   /** A changed block (a view valid until the call returns or its promise resolves). */

@@ -9,7 +9,7 @@ import { BlockdiffError } from "../errors.ts";
 import type { MysqlCoordinates } from "../format/manifest.ts";
 import type { MysqlConnectionOptions } from "./credentials.ts";
 
-export interface LockOptions {
+export interface ReadLockOptions {
   /** Seconds FTWRL may wait before it is abandoned. */
   waitTimeout: number;
   /** Further attempts after the first. */
@@ -25,7 +25,7 @@ export interface LockOptions {
 type Conn = mysql.Connection;
 type Row = Record<string, unknown>;
 
-export class MysqlLock {
+export class MysqlReadLock {
   #lockedAt: number;
   #released = false;
   #expired = false;
@@ -47,9 +47,9 @@ export class MysqlLock {
 
   static async acquire(
     opts: MysqlConnectionOptions,
-    o: LockOptions,
+    o: ReadLockOptions,
     log: (l: string) => void,
-  ): Promise<MysqlLock> {
+  ): Promise<MysqlReadLock> {
     const conn = await connect(opts);
     let killer: Conn | null = null;
     try {
@@ -83,7 +83,7 @@ export class MysqlLock {
           await new Promise((r) => setTimeout(r, o.retryDelayMs));
         }
       }
-      return new MysqlLock(conn, await readCoordinates(conn), o.maxHoldSeconds);
+      return new MysqlReadLock(conn, await readCoordinates(conn), o.maxHoldSeconds);
     } catch (err) {
       await closeCleanly(conn);
       throw err;

@@ -1,6 +1,6 @@
 /** Progress of long work on a terminal: bytes, MB/s, ETA, redrawn on one stderr line. Silent otherwise. */
 import process from "node:process";
-import { formatBytes, formatDuration, formatRate } from "./format.ts";
+import { formatBytes, formatDuration, formatRate } from "./units.ts";
 
 /** Whether a progress line is on the terminal now (any Progress's). */
 let lineShown = false;

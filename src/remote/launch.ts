@@ -1,9 +1,9 @@
 /**
  * Starting the agent on the remote host: one SSH command finds it, checks it and runs it. Every SSH command
- * starts the user's login shell there, which may read start-up files (bash does, even for `ssh host cmd`:
- * 0.11-0.15 s on the test host, whose ~/.bashrc runs `pyenv init`; two at once took 0.21 s), so nothing is
- * asked in a shell of its own. The command runs, in this order:
- * - the cached copy of this executable (agent_install.ts) if it has the right size; its SHA-256 is computed
+ * starts the user's login shell there, which may read start-up files (bash does, even for `ssh host cmd`,
+ * and they can take a good part of a second), so nothing is asked in a shell of its own. The command runs,
+ * in this order:
+ * - the cached copy of this executable (install.ts) if it has the right size; its SHA-256 is computed
  *   by a background job of the same shell while the agent starts, and comes back as one line on stderr
  *   (`verifyFirst`: computed before the agent runs at all; snapshot runs, where it runs lvcreate);
  * - else a `blockdiff` of the same version on the remote PATH;
@@ -17,14 +17,14 @@
  */
 import * as fs from "node:fs";
 import process from "node:process";
-// @ts-types="./ssh2.d.ts"
+// @ts-types="../ssh/ssh2.d.ts"
 import type { ClientChannel } from "ssh2";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { isCompiledBinary, selfCommand } from "../runtime.ts";
 import { VERSION } from "../version.ts";
-import { cachedCommand, cachePath, sha256Command, uploadAgent } from "./agent_install.ts";
-import type { SshConnection } from "./connect.ts";
-import { shellCommand, shellQuote } from "./quote.ts";
+import { cachedCommand, cachePath, sha256Command, uploadAgent } from "./install.ts";
+import type { SshConnection } from "../ssh/connect.ts";
+import { shellCommand, shellQuote } from "../ssh/quote.ts";
 import { selfSha256 } from "./self_sha.ts";
 
 /** The byte the launch command prints before the agent's output. */
@@ -74,16 +74,20 @@ async function selfIdentity(): Promise<AgentIdentity | null> {
   return { sha: await selfSha256(), size: fs.statSync(process.execPath).size, version: VERSION };
 }
 
-/**
- * The shell text that finds and runs the agent with `args` (see the top of this file); `self` null: from
- * source, this process's own command line.
- */
-export function launchCommand(
-  args: string[],
-  prefix: string,
-  verifyFirst: boolean,
-  self: AgentIdentity | null,
-): string {
+export interface LaunchOptions {
+  /** The agent's command line (agent_args.ts). */
+  args: string[];
+  /** Words before the agent's command (env SSH_BLOCKDIFF_PREFIX). */
+  prefix: string;
+  /** Check a cached copy's SHA-256 before it runs (snapshot runs, where it runs lvcreate). */
+  verifyFirst: boolean;
+  /** What the remote copy must be; null from source (this process's own command line runs). */
+  self: AgentIdentity | null;
+}
+
+/** The shell text that finds and runs the agent (see the top of this file). */
+export function launchCommand(o: LaunchOptions): string {
+  const { args, prefix, verifyFirst, self } = o;
   const run = (tag: string, command: string) =>
     `printf ${tag}; ${`${prefix} ${command}`.trim()} ${shellCommand(args)}`;
   if (!self) return run(LAUNCH_TAG.source, shellCommand(selfCommand()));
@@ -104,13 +108,16 @@ export function launchCommand(
 
 /** Starts the agent with `args`, uploading this executable first where the remote has none. */
 export async function startAgent(
-  conn: SshConnection,
-  args: string[],
-  log: (line: string) => void,
-  verifyFirst: boolean,
+  o: { conn: SshConnection; args: string[]; log: (line: string) => void; verifyFirst: boolean },
 ): Promise<StartedAgent> {
+  const { conn, log } = o;
   const prefix = process.env.SSH_BLOCKDIFF_PREFIX ?? "";
-  const command = launchCommand(args, prefix, verifyFirst, await selfIdentity());
+  const command = launchCommand({
+    args: o.args,
+    prefix,
+    verifyFirst: o.verifyFirst,
+    self: await selfIdentity(),
+  });
   for (let uploaded = false;; uploaded = true) {
     const channel = await conn.exec(command);
     let stderr = "";
