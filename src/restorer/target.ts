@@ -7,6 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import process from "node:process";
 import { isatty } from "node:tty";
 import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
 import { deviceInUse, sizeOf } from "../io/block_device.ts";
@@ -137,10 +138,21 @@ function removeDeadTemps(target: string): void {
       continue;
     }
     try {
-      if (tryLockExclusive(fd, p)) fs.rmSync(p, { force: true }); // its writer is gone
+      // unlocked and its writer's PID gone: a dead run's (a live writer locks it a moment after creating it;
+      // a PID reused by another process only keeps the file a while longer)
+      if (tryLockExclusive(fd, p) && !pidAlive(Number(e.slice(prefix.length)))) fs.rmSync(p, { force: true });
     } finally {
       fs.closeSync(fd);
     }
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
