@@ -21,6 +21,7 @@ const PACKAGES: { pkg: string; file: string; for: string }[] = [
   { pkg: "user-mode-linux", file: "/usr/bin/linux.uml", for: "the LVM guest" },
   { pkg: "kmod", file: "/usr/bin/kmod", for: "the LVM guest" },
   { pkg: "lvm2", file: "/usr/sbin/lvcreate", for: "the LVM guest" },
+  { pkg: "thin-provisioning-tools", file: "/usr/sbin/thin_delta", for: "change tracking in the LVM guest" },
   { pkg: "iproute2", file: "/usr/sbin/ip", for: "the LVM guest's network" },
 ];
 

@@ -28,7 +28,8 @@ export function umlAvailable(): boolean {
   return fs.existsSync("/usr/bin/linux.uml") && fs.existsSync("/dev/net/tun") && process.getuid?.() === 0;
 }
 
-export async function startGuest(): Promise<Guest> {
+/** `diskMiB`: the size of the guest's disk, which holds the volume group (the bench wants a large one). */
+export async function startGuest(o: { diskMiB?: number } = {}): Promise<Guest> {
   const dir = tempDir("blockdiff-uml-");
   const ns = `bdtest${process.pid}`;
   fs.mkdirSync(path.join(dir, "umlroot", "lib"), { recursive: true });
@@ -45,7 +46,7 @@ export async function startGuest(): Promise<Guest> {
   );
   fs.writeFileSync(path.join(dir, "empty-bashrc"), "");
   fs.closeSync(fs.openSync(path.join(dir, "disk0.img"), "w"));
-  fs.truncateSync(path.join(dir, "disk0.img"), 512 * 1024 * 1024);
+  fs.truncateSync(path.join(dir, "disk0.img"), (o.diskMiB ?? 512) * 1024 * 1024);
   for (const k of ["host_key", "client_key"]) {
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, k)]);
   }

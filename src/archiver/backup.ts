@@ -1,4 +1,5 @@
 /** One backup run: the next generation of a chain, published atomically, `.ver` last. */
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { onCleanup } from "../cleanup.ts";
@@ -6,7 +7,14 @@ import type { Compression } from "../compress/codec.ts";
 import type { Writable } from "node:stream";
 import type { DumpResult } from "../engine/block_loop.ts";
 import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
-import { encodeManifest, type Manifest, type MysqlCoordinates } from "../format/manifest.ts";
+import {
+  type BaselineRecord,
+  encodeManifest,
+  type Manifest,
+  type MysqlCoordinates,
+  type ScanRecord,
+} from "../format/manifest.ts";
+import type { TrackingRequest } from "../tracking/thin_tracking.ts";
 import { FdWritable } from "../io/sink.ts";
 import type { RunLog } from "../log/run_log.ts";
 import { Progress } from "../display/progress.ts";
@@ -26,7 +34,18 @@ export interface DumpRequest {
   level: number;
   /** `total`: the source's size where a remote agent tells it (Dumper.size is null there). */
   onProgress: (bytes: number, total?: number | null) => void;
+  /** Change tracking, for a dumper that snapshots a thin LV (src/tracking/). */
+  tracking: TrackingRequest;
 }
+
+/** What a Dumper produced besides the two files. */
+export type DumpOutcome = DumpResult & {
+  mysql?: MysqlCoordinates | null;
+  /** How the blocks were found (absent: a full scan of a source without change tracking). */
+  scan?: ScanRecord;
+  /** A snapshot kept as the next run's baseline, once settled as published. */
+  baseline?: BaselineRecord | null;
+};
 
 /** Produces a generation's diff and digest; local and remote sources implement it. */
 export interface Dumper {
@@ -35,8 +54,25 @@ export interface Dumper {
   /** Size in bytes when known in advance (for progress). */
   size: number | null;
   /** Resolves when both outputs are completely written (and ended). */
-  dump(req: DumpRequest): Promise<DumpResult & { mysql?: MysqlCoordinates | null }>;
+  dump(req: DumpRequest): Promise<DumpOutcome>;
+  /**
+   * After the commit, whether the generation was published: a kept snapshot then becomes the baseline, or
+   * goes. Called once for every dump that resolved; returns log lines. It does not fail the run.
+   */
+  settle?(published: boolean): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/** Change tracking's options (cli/backup.ts). */
+export interface TrackingOptions {
+  /** --full-scan. */
+  fullScan: boolean;
+  /** --full-scan-every N (0: never). */
+  fullScanEvery: number;
+  /** --verify-tracking. */
+  verify: boolean;
+  /** --thin-pool-max-usage PCT. */
+  maxPoolUsage: number;
 }
 
 export interface BackupOptions {
@@ -53,6 +89,7 @@ export interface BackupOptions {
   log: RunLog;
   /** A warning worth the user's eye (on stderr as well as in the log). */
   warn: (line: string) => void;
+  tracking: TrackingOptions;
 }
 
 export interface BackupSummary {
@@ -68,11 +105,35 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
   const gen = prev + 1;
   const old = prev > 0 ? await chain.openDigest(prev) : null;
   const pending = new PendingFiles();
+  let dumped = false; // a dump resolved and was not settled yet
+  /** A settle that goes wrong costs the next run its baseline (a full scan), not this generation. */
+  const settle = async (published: boolean) => {
+    try {
+      for (const line of await o.dumper.settle?.(published) ?? []) log.info(line);
+    } catch (err) {
+      o.warn(`change tracking: ${(err as Error).message} (the next run scans the whole volume)`);
+    }
+  };
   const unregister = onCleanup(() => pending.discard());
   const started = new Date();
   try {
     const blocksize = o.blocksize(old?.blocksize ?? null, `chain ${chain.name}`);
-    const previousSize = prev > 0 ? chain.readManifest(prev)?.sourceSize ?? null : null;
+    const previousManifest = prev > 0 ? chain.readManifest(prev) : null;
+    const previousSize = previousManifest?.sourceSize ?? null;
+    const chainId = previousManifest?.chainId ?? randomBytes(4).toString("hex");
+    const every = o.tracking.fullScanEvery;
+    const tracking: TrackingRequest = {
+      chainId,
+      generation: gen,
+      previous: previousManifest?.baseline ?? null,
+      forceFullScan: o.tracking.fullScan
+        ? "--full-scan"
+        : every > 0 && gen % every === 0
+        ? `--full-scan-every ${every}: generation ${gen}`
+        : null,
+      verify: o.tracking.verify,
+      maxPoolUsage: o.tracking.maxPoolUsage,
+    };
     const refuseEmpty = () => {
       if (o.allowShrink || !old || old.blocks === 0) return;
       throw new BlockdiffError(
@@ -92,7 +153,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     );
 
     const progress = new Progress(`${chain.name}.${gen}`, o.dumper.size);
-    let result;
+    let result: DumpOutcome;
     try {
       result = await o.dumper.dump({
         blocksize,
@@ -103,7 +164,9 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
         compression: o.compression,
         level: o.level,
         onProgress: (b, total) => progress.update(b, total),
+        tracking,
       });
+      dumped = true;
     } catch (err) {
       diffOut.destroy();
       digestOut.destroy();
@@ -136,15 +199,20 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       digestFile: path.basename(digestPath),
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
-      blocksRead: result.blocks,
+      blocksRead: result.scanned.blocks,
       blocksChanged: result.blocksChanged,
       bytesWritten: diffOut.bytes,
       diffSha256: diffOut.sha256!.digest("hex"),
       digestSha256: digestOut.sha256!.digest("hex"),
       mysql: result.mysql ?? null,
+      scan: result.scan ?? { method: "full", reason: null, bytesRead: result.scanned.bytes },
+      baseline: result.baseline ?? null,
+      chainId,
     };
     pending.writeFile(chain.manifestPath(gen), encodeManifest(manifest));
     commitGeneration(chain, pending, { generation: gen, previous: prev, files: [diffPath, digestPath] });
+    dumped = false;
+    await settle(true);
     log.info(
       `backup ${chain.name} generation ${gen} complete: ${result.blocksChanged}/${result.blocks} blocks changed, ` +
         `${diffOut.bytes} bytes written to ${path.basename(diffPath)}`,
@@ -152,6 +220,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     return { manifest, diffPath, elapsedMs: Date.now() - started.getTime() };
   } catch (err) {
     pending.discard();
+    if (dumped) await settle(false);
     throw err;
   } finally {
     unregister();

@@ -12,13 +12,13 @@ import { describeLockHeld } from "../mysql/read_lock.ts";
 import { mysqlQuiesce } from "../mysql/quiesce.ts";
 import { MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs, readLockFromArgs } from "./mysql_options.ts";
 import { parseSource } from "../source/spec.ts";
-import { defaultKnownHosts } from "../ssh/connect.ts";
 import { Chain } from "../store/chain.ts";
 import { openChainForWrite } from "../store/writer.ts";
 import { RunLock } from "../store/run_lock.ts";
 import { expectPositionals, intOpt, type ParsedArgs, stringOpt } from "./args.ts";
 import { blockSizeRule } from "./block_size.ts";
 import { logOutcome } from "./log_outcome.ts";
+import { SSH_HELP, SSH_OPTIONS, sshFromArgs } from "./ssh_options.ts";
 import { UsageError } from "../errors.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
@@ -49,13 +49,17 @@ options:
   --allow-shrink        record an empty (0-byte) source although the last generation had data
   --log FILE            append timestamped lines about the run to FILE
   --json                print a JSON summary on stdout
-  -i, --identity FILE   SSH private key (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa, and SSH_AUTH_SOCK)
-  --known-hosts FILE    default ~/.ssh/known_hosts; a changed host key is always refused
-  --accept-new-host-key accept and record the key of a host not in known_hosts
+${SSH_HELP}
   --lvm-snapshot[=SIZE] SOURCE is an LV (here or on the remote host): dump an LVM snapshot of it, taken after
                         sync and removed on every path (classic snapshot of SIZE, default env SNAPSHOT_SIZE
                         or 10G; thin LVs take no size). A classic snapshot that overflows fails the run.
-                        env LVCREATE_PREFIX is put before lvcreate, as in the original
+                        env LVCREATE_PREFIX is put before lvcreate, as in the original.
+                        A thin LV's snapshot is kept as the chain's baseline: the next run reads only
+                        the blocks the pool's metadata says changed since (thin_delta on that host)
+  --full-scan           read the whole volume this time (the baseline is still kept)
+  --full-scan-every N   read the whole volume every Nth generation
+  --verify-tracking     also read the whole volume and fail if change tracking found other blocks
+  --thin-pool-max-usage PCT  refuse to snapshot a thin LV whose pool is fuller (default 90)
   --mysql-lock          hold FLUSH TABLES WITH READ LOCK only while the snapshot is created (needs
                         --lvm-snapshot); binlog file/position and GTID go into NAME.N.json. For a remote
                         SOURCE the connection goes through the SSH connection: host, port and socket are
@@ -82,10 +86,12 @@ examples:
     { name: "monthly", kind: "flag" },
     { name: "lock", kind: "value" },
     { name: "allow-shrink", kind: "flag" },
+    { name: "full-scan", kind: "flag" },
+    { name: "full-scan-every", kind: "value" },
+    { name: "verify-tracking", kind: "flag" },
+    { name: "thin-pool-max-usage", kind: "value" },
     { name: "log", kind: "value" },
-    { name: "identity", short: "i", kind: "value" },
-    { name: "known-hosts", kind: "value" },
-    { name: "accept-new-host-key", kind: "flag" },
+    ...SSH_OPTIONS,
     { name: "lvm-snapshot", kind: "optional" },
     { name: "mysql-lock", kind: "flag" },
     { name: "mysql-lock-max-hold", aliases: ["lock-max-hold"], kind: "value" },
@@ -121,9 +127,10 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
     }
     : null;
   const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
+  /** A line for the log; one that says "warning: " (here or from the remote agent) goes to stderr too. */
   const logLine = (line: string) => {
     log.info(line);
-    if (/stale snapshot/.test(line)) note(`warning: ${line}`);
+    if (/(^|: )warning: /.test(line)) note(line.replace(/^(.*?: )?warning: /, "warning: $1"));
   };
   const warn = (line: string) => {
     log.info(`warning: ${line}`);
@@ -154,11 +161,7 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
         })
         : await remoteDumper({
           spec: source,
-          ssh: {
-            identity: stringOpt(args, "identity") ?? null,
-            knownHosts: stringOpt(args, "known-hosts") ?? defaultKnownHosts(),
-            acceptNewHostKey: args.opts.has("accept-new-host-key"),
-          },
+          ssh: sshFromArgs(args),
           log: logLine,
           snapshot: plan && { plan, mysql },
         }),
@@ -168,15 +171,24 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
       allowShrink: args.opts.has("allow-shrink"),
       log,
       warn,
+      tracking: {
+        fullScan: args.opts.has("full-scan"),
+        fullScanEvery: intOpt(args, "full-scan-every", 0) ?? 0,
+        verify: args.opts.has("verify-tracking"),
+        maxPoolUsage: percentOpt(args, "thin-pool-max-usage") ?? 90,
+      },
     });
     const m = s.manifest;
     if (args.opts.has("json")) {
       printJson({ ok: true, elapsedMs: s.elapsedMs, path: s.diffPath, manifest: m });
     }
     const pct = m.blocks ? ((m.blocksChanged / m.blocks) * 100).toFixed(1) : "0.0";
+    const scanned = m.scan?.method === "thin_delta"
+      ? `${formatBytes(m.scan.bytesRead)} of ${formatBytes(m.sourceSize)} read (thin_delta)`
+      : `${formatBytes(m.sourceSize)} read${m.scan?.reason ? " (full scan)" : ""}`;
     note(
       `${m.name}.${m.generation} ${m.generation === 1 ? "full" : "incremental"}: ` +
-        `${m.blocksChanged}/${m.blocks} blocks changed (${pct}%), ${formatBytes(m.sourceSize)} read in ` +
+        `${m.blocksChanged}/${m.blocks} blocks changed (${pct}%), ${scanned} in ` +
         `${formatDuration(s.elapsedMs)} (${formatRate(m.sourceSize, s.elapsedMs)}), ` +
         `${formatBytes(m.bytesWritten)} written to ${m.diffFile}` +
         (m.mysql ? `; ${describeLockHeld(m.mysql)}` : ""),
@@ -187,6 +199,14 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
     unregister();
     locks.forEach((l) => l.release());
   }
+}
+
+function percentOpt(args: ParsedArgs, name: string): number | undefined {
+  const v = intOpt(args, name, 1);
+  if (v !== undefined && v > 100) {
+    throw new UsageError(`--${name} must be a percentage from 1 to 100, not '${v}'`);
+  }
+  return v;
 }
 
 /** `--lvm-snapshot[=SIZE]`: SIZE, else env SNAPSHOT_SIZE, else 10G (thin LVs ignore it); LVCREATE_PREFIX. */

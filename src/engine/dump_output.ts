@@ -1,4 +1,5 @@
 /** Where a dump's output goes: diff (through the compressor) and digest, each to a writable stream. */
+import { createHash } from "node:crypto";
 import type { Writable } from "node:stream";
 import { compressInto, type Compression } from "../compress/codec.ts";
 import { DiffWriter } from "../format/diff.ts";
@@ -6,7 +7,7 @@ import { encodeBlocksize } from "../format/digest.ts";
 import type { DigestCursor } from "../format/digest_cursor.ts";
 import type { ByteSource } from "../io/byte_source.ts";
 import { ChunkBuffer, streamFinished, writeConsumed } from "../io/sink.ts";
-import { dumpBlocks, type DumpResult, type DumpSinks } from "./block_loop.ts";
+import { dumpBlocks, type DumpResult, type DumpSinks, type TrackedBlocks } from "./block_loop.ts";
 import type { Parallelism } from "./parallel.ts";
 import type { PieceCompressor } from "../compress/piece.ts";
 
@@ -89,11 +90,16 @@ export interface DumpToStreams {
   compression: Compression;
   level: number;
   onProgress?: (bytesRead: number) => void;
+  /** Read only these blocks (change tracking: block_loop.ts). */
+  tracked?: TrackedBlocks;
+  /** Also return the SHA-256 of the digest entries (to compare with a full scan's: digestScan). */
+  digestSha256?: boolean;
 }
 
 /** The engine's loop into two streams: headers, blocks, digests; ends both, or tears them down on failure. */
-export async function dumpToStreams(o: DumpToStreams): Promise<DumpResult> {
+export async function dumpToStreams(o: DumpToStreams): Promise<DumpResult & { digestSha256?: string }> {
   const output = createDumpOutput({ ...o, pieces: o.par.compress });
+  const sha = o.digestSha256 ? createHash("sha256") : null;
   try {
     await output.begin(o.blocksize);
     const r = await dumpBlocks({
@@ -101,13 +107,35 @@ export async function dumpToStreams(o: DumpToStreams): Promise<DumpResult> {
       blocksize: o.blocksize,
       oldDigest: o.oldDigest,
       hasher: o.par.hasher,
-      sinks: output.sinks,
+      sinks: sha
+        ? { ...output.sinks, digests: (c) => (sha.update(c), output.sinks.digests(c)) }
+        : output.sinks,
       onProgress: o.onProgress,
+      tracked: o.tracked,
     });
     await output.finish();
-    return r;
+    return sha ? { ...r, digestSha256: sha.digest("hex") } : r;
   } catch (err) {
     output.abort();
     throw err;
   }
+}
+
+/**
+ * The SHA-256 of the digest a full scan of `source` gives, with no other output: what --verify-tracking
+ * holds a tracked dump's digest against (equal digests mean equal diffs: a block is in a diff exactly when
+ * its digest differs from the old one).
+ */
+export async function digestScan(
+  o: { source: ByteSource; blocksize: number; par: Parallelism },
+): Promise<string> {
+  const sha = createHash("sha256");
+  await dumpBlocks({
+    source: o.source,
+    blocksize: o.blocksize,
+    oldDigest: null,
+    hasher: o.par.hasher,
+    sinks: { changed: () => {}, digests: (c) => Promise.resolve(void sha.update(c)) },
+  });
+  return sha.digest("hex");
 }

@@ -14,6 +14,30 @@ export interface MysqlCoordinates {
   lockHeldMs: number;
 }
 
+/** How a generation's changed blocks were found (change tracking: src/tracking/). */
+export interface ScanRecord {
+  method: "full" | "thin_delta";
+  /** Why a full scan where change tracking could have been used; null otherwise. */
+  reason: string | null;
+  /** Bytes actually read from the source. */
+  bytesRead: number;
+}
+
+/** The thin LV snapshot kept after a generation: the next run's baseline for thin_delta. */
+export interface BaselineRecord {
+  /** The chain's identity on the database host (its baselines carry it as a tag). */
+  chainId: string;
+  vg: string;
+  lv: string;
+  /** The origin LV's UUID: a different LV of the same name is not this baseline's. */
+  originUuid: string;
+  pool: string;
+  snapshot: string;
+  thinId: number;
+  /** The volume's size in bytes when the snapshot was taken. */
+  size: number;
+}
+
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   toolVersion: string;
@@ -35,6 +59,11 @@ export interface Manifest {
   diffSha256: string;
   digestSha256: string;
   mysql: MysqlCoordinates | null;
+  /** Absent in manifests written before change tracking. */
+  scan?: ScanRecord;
+  baseline?: BaselineRecord | null;
+  /** Carried from generation to generation (change tracking names baselines after it). */
+  chainId?: string;
   checksum?: string;
 }
 

@@ -59,6 +59,13 @@ export class FdSource implements ByteSource {
     );
   }
 
+  /** A positioned read (a file or device): up to `len` bytes at `position` into the start of `buf`. */
+  readAt(buf: Uint8Array, len: number, position: number): Promise<number> {
+    return new Promise((resolve, reject) =>
+      fs.read(this.fd, buf, 0, len, position, (err, n) => err ? reject(err) : resolve(n))
+    );
+  }
+
   close(): Promise<void> {
     if (this.#closed || !this.ownsFd) return Promise.resolve();
     this.#closed = true;
@@ -115,6 +122,25 @@ export class StreamSource implements ByteSource {
   async close(): Promise<void> {
     await this.#it.return?.();
     await this.onClose();
+  }
+}
+
+/** The first `limit` bytes of `src` (which goes on beyond them: e.g. a stdin that carries more). */
+export class LimitedSource implements ByteSource {
+  #left: number;
+  constructor(private readonly src: ByteSource, limit: number) {
+    this.#left = limit;
+  }
+
+  async read(buf: Uint8Array, off: number, len: number): Promise<number> {
+    if (this.#left === 0) return 0;
+    const n = await this.src.read(buf, off, Math.min(len, this.#left));
+    this.#left -= n;
+    return n;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve(); // the rest of `src` is someone else's
   }
 }
 

@@ -1,11 +1,12 @@
 /**
  * The agent's stdout, frame by frame (frames.ts), turned into calls: diff and digest bytes to write,
- * progress, log lines, the lock handshake's R and C. What the stream ends with (the trailer, an error frame,
- * the byte counts, a frame cut short) is returned for the outcome check (outcome.ts).
+ * progress, log lines, the lock handshake's R and C. Read up to the trailer first: what the stream held by
+ * then (the trailer, an error frame, the byte counts, a frame cut short) goes to the outcome check
+ * (outcome.ts). After a trailer only log lines (and an error) may follow: read with `rest`.
  */
 import { IntegrityError } from "../errors.ts";
 import { noteGarbage } from "../runtime.ts";
-import { FRAME, FrameParser, type Trailer } from "./frames.ts";
+import { FRAME, type Frame, FrameParser, type Trailer } from "./frames.ts";
 
 export interface AgentOutputHandlers {
   /** Diff or digest bytes; the payload is only valid until the returned promise resolves. */
@@ -29,25 +30,30 @@ export interface AgentOutputEnd {
   leftover: number;
 }
 
-export async function readAgentOutput(
-  output: AsyncIterable<Uint8Array>,
-  h: AgentOutputHandlers,
-  description: string,
-): Promise<AgentOutputEnd> {
-  const parser = new FrameParser();
-  const end: AgentOutputEnd = { trailer: null, error: null, diffBytes: 0, digestBytes: 0, leftover: 0 };
-  for await (const chunk of output) {
-    noteGarbage(chunk.length * 4); // ssh2 leaves several buffers per packet
-    for (const f of parser.push(chunk)) {
-      if (end.trailer) throw new IntegrityError(`agent output from ${description}: data after the trailer`);
+export class AgentOutput {
+  #parser = new FrameParser();
+  #pending: Frame[] = [];
+  #chunks: AsyncIterator<Uint8Array>;
+  #ended = false;
+  readonly end: AgentOutputEnd = { trailer: null, error: null, diffBytes: 0, digestBytes: 0, leftover: 0 };
+
+  constructor(output: AsyncIterable<Uint8Array>, private readonly description: string) {
+    this.#chunks = output[Symbol.asyncIterator]();
+  }
+
+  /** Frames up to the trailer (or the end of the stream). */
+  async toTrailer(h: AgentOutputHandlers): Promise<AgentOutputEnd> {
+    while (!this.end.trailer) {
+      const f = await this.#next();
+      if (!f) break;
       switch (f.type) {
         case FRAME.diff:
-          end.diffBytes += f.payload.length;
+          this.end.diffBytes += f.payload.length;
           await h.diff(f.payload);
           f.release?.();
           break;
         case FRAME.digest:
-          end.digestBytes += f.payload.length;
+          this.end.digestBytes += f.payload.length;
           await h.digest(f.payload);
           f.release?.();
           break;
@@ -57,13 +63,13 @@ export async function readAgentOutput(
           break;
         }
         case FRAME.trailer:
-          end.trailer = JSON.parse(text(f.payload));
+          this.end.trailer = JSON.parse(text(f.payload));
           break;
         case FRAME.log:
-          h.log(`${description}: ${text(f.payload)}`);
+          h.log(`${this.description}: ${text(f.payload)}`);
           break;
         case FRAME.error:
-          end.error = text(f.payload);
+          this.end.error = text(f.payload);
           break;
         case FRAME.ready:
           await h.ready();
@@ -72,9 +78,37 @@ export async function readAgentOutput(
           await h.created();
       }
     }
+    this.end.leftover = this.#ended ? this.#parser.leftover : 0;
+    return this.end;
   }
-  end.leftover = parser.leftover;
-  return end;
+
+  /** After the trailer: log lines, and an error (returned), to the end of the stream. */
+  async rest(log: (line: string) => void): Promise<string | null> {
+    let error: string | null = null;
+    for (let f = await this.#next(); f; f = await this.#next()) {
+      if (f.type === FRAME.log) log(`${this.description}: ${text(f.payload)}`);
+      else if (f.type === FRAME.error) error = text(f.payload);
+      else throw new IntegrityError(`agent output from ${this.description}: data after the trailer`);
+    }
+    if (this.#parser.leftover) {
+      throw new IntegrityError(`agent output from ${this.description} ends in a frame`);
+    }
+    return error;
+  }
+
+  async #next(): Promise<Frame | null> {
+    while (!this.#pending.length) {
+      if (this.#ended) return null;
+      const c = await this.#chunks.next();
+      if (c.done) {
+        this.#ended = true;
+        return null;
+      }
+      noteGarbage(c.value.length * 4); // ssh2 leaves several buffers per packet
+      this.#pending = this.#parser.push(c.value);
+    }
+    return this.#pending.shift()!;
+  }
 }
 
 function text(b: Uint8Array): string {

@@ -4,9 +4,11 @@
  * 'E' error message, 'L' a line for the controller's log (e.g. stale snapshots), 'R' ready for lvcreate
  * (`--await-lock`: the agent waits for GO_BYTE on stdin, sent once the controller holds its lock), 'C' the
  * snapshot is created (the controller unlocks). The trailer's counts let the controller detect truncated or
- * corrupted output.
+ * corrupted output. After a trailer that names a kept snapshot (change tracking), only log frames follow.
  */
+import type { DumpResult } from "../engine/block_loop.ts";
 import { IntegrityError } from "../errors.ts";
+import type { BaselineRecord, ScanRecord } from "../format/manifest.ts";
 import { releaseBytes } from "../io/bytes.ts";
 
 export const FRAME = {
@@ -21,16 +23,20 @@ export const FRAME = {
 } as const;
 /** Sent on the agent's stdin, before the old digest, once the controller holds its lock. */
 export const GO_BYTE = 0x47;
+/**
+ * Sent on the agent's stdin after the old digest, when the trailer says it kept a snapshot: the generation
+ * was published (the snapshot becomes the baseline). Anything else, or the end of stdin: it was not.
+ */
+export const PUBLISHED_BYTE = 0x50;
 export const FRAME_HEADER = 5;
 const MAX_FRAME = 64 << 20;
 
-export interface Trailer {
-  bytesRead: number;
-  blocks: number;
-  blocksChanged: number;
-  lastBlockLength: number;
+export interface Trailer extends DumpResult {
   diffBytes: number;
   digestBytes: number;
+  /** With change tracking (a thin LV): how the blocks were found, and the snapshot kept as baseline. */
+  scan?: ScanRecord;
+  baseline?: BaselineRecord | null;
 }
 
 export function frameHeader(type: number, length: number): Uint8Array {

@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import type { Dumper } from "../archiver/backup.ts";
-import { IntegrityError } from "../errors.ts";
+import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { streamFinished, writeConsumed } from "../io/sink.ts";
 import type { MysqlConnectionOptions } from "../mysql/credentials.ts";
 import { mysqlQuiesce } from "../mysql/quiesce.ts";
@@ -16,9 +16,10 @@ import type { SnapshotPlan } from "../snapshot/session.ts";
 import { describeSource, type SourceSpec } from "../source/spec.ts";
 import { SshConnection, type SshOptions } from "../ssh/connect.ts";
 import { encodeAgentArgs } from "./agent_args.ts";
-import { readAgentOutput } from "./agent_output.ts";
+import { AgentOutput } from "./agent_output.ts";
 import { lastLine, startAgent } from "./launch.ts";
 import { checkOutcome } from "./outcome.ts";
+import { PUBLISHED_BYTE } from "./frames.ts";
 import { quiesceHandshake } from "./quiesce_handshake.ts";
 import { selfSha256 } from "./self_sha.ts";
 
@@ -63,6 +64,7 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
       log,
     })
     : null;
+  let settling: ((published: boolean) => Promise<string[]>) | null = null;
   return {
     description,
     size: null, // the agent's progress frames tell
@@ -72,19 +74,20 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
         blocksize: req.blocksize,
         compression: req.compression,
         level: req.level,
-        oldDigestOnStdin: req.oldDigestPath !== null,
+        oldDigestBytes: req.oldDigestPath !== null ? fs.statSync(req.oldDigestPath).size : null,
         snapshot: snapshot && snapshot.plan,
         awaitLock: mysql !== null,
+        tracking: snapshot && req.tracking,
       });
       const agent = await startAgent({ conn, args, log, verifyFirst: snapshot !== null });
       const ch = agent.channel;
       agent.verified.catch(() => ch.destroy()); // stop early: nothing of a foreign agent is kept
+      // stdin stays open after the old digest: a kept snapshot waits there for the verdict (settle)
       const sendOldDigest = () => {
-        if (req.oldDigestPath) {
-          const old = fs.createReadStream(req.oldDigestPath);
-          old.on("error", (err) => ch.destroy(err));
-          old.pipe(ch);
-        } else ch.end();
+        if (!req.oldDigestPath) return;
+        const old = fs.createReadStream(req.oldDigestPath);
+        old.on("error", (err) => ch.destroy(err));
+        old.pipe(ch, { end: false });
       };
       const handshake = quiesceHandshake({
         mysql,
@@ -93,16 +96,21 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
         description,
       });
       if (!mysql) sendOldDigest();
-      let output;
+      const output = new AgentOutput(agent.output, description);
+      let end;
       try {
-        output = await readAgentOutput(agent.output, {
+        end = await output.toTrailer({
           diff: (payload) => writeConsumed(req.diffOut, payload),
           digest: (payload) => writeConsumed(req.digestOut, payload),
           progress: (bytes, total) => req.onProgress(bytes, total),
           log,
           ready: () => handshake.ready(),
           created: () => handshake.created(),
-        }, description);
+        });
+        if (!end.trailer?.baseline) {
+          ch.end();
+          if (end.trailer) end.error ??= await output.rest(log); // else the stream has ended: outcome.ts
+        }
       } catch (err) {
         ch.destroy(); // the agent sees the connection go: it removes its snapshot and exits
         // a cached agent that is not this executable explains any failure of its output
@@ -110,9 +118,30 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
       } finally {
         await handshake.finish();
       }
+      const kept = end.trailer?.baseline ?? null;
+      if (kept) {
+        // the agent waits for the verdict: whatever fails from here on, it hears "not published"
+        settling = async (published) => {
+          settling = null;
+          ch.end(published ? new Uint8Array([PUBLISHED_BYTE]) : undefined);
+          const lines: string[] = [];
+          const error = await output.rest((line) => lines.push(line));
+          const exit = await agent.closed;
+          if (error || exit.code !== 0) {
+            throw new BlockdiffError(
+              `the agent on ${conn.target} could not ${
+                published ? "keep" : "remove"
+              } ${kept.vg}/${kept.snapshot}: ${
+                error || lastLine(agent.stderr()) || `exit ${exit.code ?? exit.signal}`
+              }`,
+            );
+          }
+          return lines;
+        };
+      }
       const trailer = await checkOutcome({
-        output,
-        exit: await agent.closed,
+        output: end,
+        exit: kept ? { code: 0 } : await agent.closed,
         verified: agent.verified,
         lastStderrLine: lastLine(agent.stderr()),
         description,
@@ -124,6 +153,7 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
       await done;
       return { ...trailer, mysql: mysql?.coordinates() ?? null };
     },
+    settle: (published) => settling ? settling(published) : Promise.resolve([]),
     close: () => Promise.resolve(conn.close()),
   };
 }

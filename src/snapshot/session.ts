@@ -9,6 +9,9 @@ import {
   checkSnapshot,
   createSnapshot,
   inspectLv,
+  type KeptSnapshot,
+  type LogicalVolume,
+  type LvInfo,
   removeSnapshot,
   type Snapshot,
   staleSnapshots,
@@ -32,18 +35,29 @@ export interface SnapshotRun<T> {
   plan: SnapshotPlan;
   log: (line: string) => void | Promise<void>;
   quiesce?: SnapshotQuiesce;
-  /** The work on the snapshot's device (the dump). */
-  body: (snapshotDevice: string) => Promise<T>;
+  /**
+   * Called with the origin LV before the snapshot is created (it may refuse): the snapshot to keep when the
+   * run succeeds (change tracking's baseline), or null for the run's own, removed at the end.
+   */
+  prepare?: (origin: LogicalVolume, lvs: Map<string, LvInfo>) => KeptSnapshot | null;
+  /** The work on the snapshot (the dump), with the volume group's LVs as they were before it. */
+  body: (snapshot: Snapshot, origin: LogicalVolume, lvs: Map<string, LvInfo>) => Promise<T>;
 }
 
-export async function withSnapshot<T>(o: SnapshotRun<T>): Promise<T> {
+export function lvcreatePrefixWords(plan: SnapshotPlan): string[] {
+  return plan.lvcreatePrefix.split(/\s+/).filter(Boolean);
+}
+
+/** The body's result, and the snapshot when it is kept (the caller then owns it: to keep or remove). */
+export async function withSnapshot<T>(o: SnapshotRun<T>): Promise<{ result: T; kept: Snapshot | null }> {
   const { device, plan, body } = o;
-  const origin = inspectLv(device);
+  const { origin, lvs } = inspectLv(device);
   const { vg, lv } = origin;
-  const stale = staleSnapshots(vg, lv);
+  const keep = o.prepare?.(origin, lvs) ?? null;
+  const stale = staleSnapshots(lvs, lv);
   if (stale.length) {
     await o.log(
-      `stale snapshots of earlier runs on ${vg}: ${stale.join(", ")} (remove them with lvremove)`,
+      `warning: stale snapshots of earlier runs on ${vg}: ${stale.join(", ")} (remove them with lvremove)`,
     );
   }
   let snap: Snapshot | null = null;
@@ -58,21 +72,28 @@ export async function withSnapshot<T>(o: SnapshotRun<T>): Promise<T> {
     const release = o.quiesce ? await o.quiesce() : null;
     let s: Snapshot;
     try {
-      s = snap = await createSnapshot(origin, plan.size, plan.lvcreatePrefix.split(/\s+/).filter(Boolean));
+      s = snap = await createSnapshot({
+        origin,
+        size: plan.size,
+        prefix: lvcreatePrefixWords(plan),
+        keep: keep ?? undefined,
+      });
     } catch (err) {
       await release?.(false).catch(() => {});
       throw err;
     }
     await release?.(true);
     await o.log(`created ${s.thin ? "thin" : "classic"} snapshot ${s.vg}/${s.name}`);
+    let result: T;
     try {
-      const result = await body(s.device);
+      result = await body(s, origin, lvs);
       checkSnapshot(s);
-      return result;
     } catch (err) {
       checkSnapshot(s); // reading an overflowed snapshot fails with EIO: say why
       throw err;
     }
+    if (keep) snap = null; // the caller's now
+    return { result, kept: keep ? s : null };
   } finally {
     unregister();
     drop();

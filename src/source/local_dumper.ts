@@ -1,14 +1,15 @@
 /**
  * The Dumper of a local file or block device: the engine's loop, in this process. With a snapshot plan the
- * source is an LV: its snapshot is dumped (src/snapshot/session.ts), optionally with the MySQL read lock
- * held while it is created.
+ * source is an LV: its snapshot is dumped (src/tracking/thin_tracking.ts: with change tracking for a thin
+ * LV), optionally with the MySQL read lock held while it is created.
  */
-import type { Dumper, DumpRequest } from "../archiver/backup.ts";
+import type { Dumper, DumpOutcome, DumpRequest } from "../archiver/backup.ts";
 import { dumpToStreams } from "../engine/dump_output.ts";
 import type { Parallelism } from "../engine/parallel.ts";
 import type { MysqlQuiesce } from "../mysql/quiesce.ts";
-import { type SnapshotPlan, withSnapshot } from "../snapshot/session.ts";
-import { type OpenedSource, openLocalSource } from "./local.ts";
+import type { SnapshotPlan } from "../snapshot/session.ts";
+import { type SnapshotDump, snapshotDump } from "../tracking/thin_tracking.ts";
+import { digestScanOf, type OpenedSource, openLocalSource } from "./local.ts";
 
 export interface LocalSnapshot {
   plan: SnapshotPlan;
@@ -26,7 +27,11 @@ export interface LocalDumperOptions {
 export async function localDumper(o: LocalDumperOptions): Promise<Dumper> {
   const { path, par, snapshot } = o;
   const origin = await openLocalSource(path);
-  const dumpFrom = async (opened: OpenedSource, req: DumpRequest) => {
+  const dumpFrom = async (
+    opened: OpenedSource,
+    req: DumpRequest,
+    tracked: { ranges: { start: number; end: number }[]; size: number } | null = null,
+  ) => {
     try {
       return await dumpToStreams({
         source: opened.source,
@@ -38,26 +43,40 @@ export async function localDumper(o: LocalDumperOptions): Promise<Dumper> {
         compression: req.compression,
         level: req.level,
         onProgress: req.onProgress,
+        tracked: tracked
+          ? { ...tracked, readAt: (b, len, pos) => opened.source.readAt(b, len, pos) }
+          : undefined,
+        digestSha256: req.tracking.verify,
       });
     } finally {
       await opened.source.close();
     }
   };
+  let snap: SnapshotDump | null = null;
   return {
     description: origin.description,
     size: origin.size,
-    async dump(req) {
+    async dump(req): Promise<DumpOutcome> {
       if (!snapshot) return await dumpFrom(origin, req);
       await origin.source.close();
-      const r = await withSnapshot({
+      snap = await snapshotDump({
         device: path,
         plan: snapshot.plan,
+        blocksize: req.blocksize,
         log: snapshot.log,
         quiesce: snapshot.mysql?.quiesce,
-        body: async (device) => dumpFrom(await openLocalSource(device), req),
+        tracking: req.tracking,
+        dump: async (device, tracked) => dumpFrom(await openLocalSource(device), req, tracked),
+        verifyScan: (device) => digestScanOf(device, { blocksize: req.blocksize, par }),
       });
-      return { ...r, mysql: snapshot.mysql?.coordinates() ?? null };
+      return {
+        ...snap.result,
+        scan: snap.scan,
+        baseline: snap.baseline,
+        mysql: snapshot.mysql?.coordinates() ?? null,
+      };
     },
+    settle: (published) => Promise.resolve(snap?.settle(published) ?? []),
     close: () => origin.source.close(),
   };
 }

@@ -4,7 +4,7 @@ import { describe } from "node:test";
 import { parseArgs } from "../../src/cli/args.ts";
 import { blockSizeRule } from "../../src/cli/block_size.ts";
 import { EXIT } from "../../src/errors.ts";
-import { decodeAgentArgs, encodeAgentArgs } from "../../src/remote/agent_args.ts";
+import { decodeAgentArgs, encodeAgentArgs, encodeForgetArgs } from "../../src/remote/agent_args.ts";
 import { it } from "../helpers.ts";
 
 const SPECS = [
@@ -77,31 +77,63 @@ describe("the agent's request", () => {
     blocksize: 16384,
     compression: "zstd" as const,
     level: 3,
-    oldDigestOnStdin: true,
+    oldDigestBytes: 4 + 16 * 10,
     snapshot: { size: "10G", lvcreatePrefix: "nice -n 19" },
     awaitLock: true,
+    tracking: {
+      chainId: "0a1b2c3d",
+      generation: 5,
+      previous: {
+        chainId: "0a1b2c3d",
+        vg: "vg0",
+        lv: "my lv",
+        originUuid: "u-u-i-d",
+        pool: "pool",
+        snapshot: "mylv-bdbase-0a1b2c3d-4",
+        thinId: 7,
+        size: 1 << 30,
+      },
+      forceFullScan: null,
+      verify: true,
+      maxPoolUsage: 90,
+    },
   };
 
   it("decodes what the controller encodes", () => {
     const argv = encodeAgentArgs(request);
     assert.equal(argv[0], "agent");
-    assert.deepEqual(decodeAgentArgs(argv.slice(1)), request);
-    const plain = { ...request, oldDigestOnStdin: false, snapshot: null, awaitLock: false, path: "--json" };
-    assert.deepEqual(decodeAgentArgs(encodeAgentArgs(plain).slice(1)), plain);
+    assert.deepEqual(decodeAgentArgs(argv.slice(1)), { op: "dump", ...request });
+    const plain = {
+      ...request,
+      oldDigestBytes: null,
+      snapshot: null,
+      awaitLock: false,
+      tracking: null,
+      path: "--json",
+    };
+    assert.deepEqual(decodeAgentArgs(encodeAgentArgs(plain).slice(1)), { op: "dump", ...plain });
+    const forget = { vg: "vg0", chainId: "0a1b2c3d" };
+    assert.deepEqual(decodeAgentArgs(encodeForgetArgs(forget).slice(1)), {
+      op: "forget-baseline",
+      ...forget,
+    });
   });
 
   it("refuses anything else with one line", () => {
     for (
-      const argv of [["restore"], ["dump", "--frob", "--", "/x"], ["dump", "--block-size", "x", "--", "/x"], [
-        "dump",
-        "--block-size",
-        "4096",
-        "/x",
-      ]]
+      const argv of [
+        ["restore"],
+        ["dump", "--frob", "--", "/x"],
+        ["dump", "--block-size", "x", "--", "/x"],
+        ["dump", "--block-size", "4096", "/x"],
+        ["dump", "--block-size", "4096", "--tracking", "{}", "--", "/x"],
+        ["forget-baseline", "--", "vg0", "nothex!!"],
+      ]
     ) {
       assert.throws(
         () => decodeAgentArgs(argv),
         (e) => usage(e) && /internal: started by/.test((e as Error).message),
+        argv.join(" "),
       );
     }
   });
