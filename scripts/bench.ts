@@ -1,5 +1,6 @@
 /**
- * Benchmark (`deno task bench [--size MiB] [--large] [--runs N]`; `--tracking`: bench_tracking.ts instead):
+ * Benchmark (`deno task bench [--size MiB] [--large] [--runs N]`; `--tracking`: bench_tracking.ts, `--prune`:
+ * bench_prune.ts instead):
  * makes its own images in a temp dir and
  * prints a table of seconds, MB/s and peak RSS for each case, with the reference commands measured in the
  * same run. Each case runs N times (default 3): the fastest time and the highest peak RSS are reported, as
@@ -23,6 +24,10 @@ const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 if (args.includes("--tracking")) {
   await import("./bench_tracking.ts"); // change tracking, in the UML guest: a bench of its own
+  process.exit(0);
+}
+if (args.includes("--prune")) {
+  await import("./bench_prune.ts"); // retention: a 60-day chain pruned
   process.exit(0);
 }
 const sizeMiB = Number(args[args.indexOf("--size") + 1] || 0) || 1024;

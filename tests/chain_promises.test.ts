@@ -4,7 +4,7 @@
  * step is finished or undone; the exit codes and the `--log` lines of failures; an empty source.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
@@ -20,6 +20,7 @@ import {
   type RunResult,
   start,
   straceAvailable,
+  straceSteps,
   targets,
   tempDir,
   underStrace,
@@ -414,33 +415,7 @@ for (const t of targets()) {
     describe("crashes and I/O errors at every step of a commit (binary, strace)", {
       skip: (t.name !== "binary" || !straceAvailable()) && "needs the binary and strace",
     }, () => {
-      /**
-       * The injection points of a run of `args` for each syscall of `calls`: strace counts a syscall's calls
-       * per thread, so `when` N stops the first thread to make its Nth call (for the commit: the main thread,
-       * the workers sync a file once each).
-       */
-      function tracedCalls(args: string[], calls: string[]): { syscall: string; when: number }[] {
-        const trace = path.join(dir, "calls.trace");
-        const r = spawnSync("strace", ["-f", "-qq", "-o", trace, "-e", `trace=${calls}`, ...t.cmd, ...args], {
-          cwd: dir,
-        });
-        assert.equal(r.status, 0, r.stderr.toString());
-        const perThread = new Map<string, number>();
-        for (const l of fs.readFileSync(trace, "utf8").split("\n")) {
-          const m = /^(\d+) +(\w+)\(/.exec(l);
-          if (m && calls.includes(m[2])) {
-            perThread.set(`${m[2]} ${m[1]}`, (perThread.get(`${m[2]} ${m[1]}`) ?? 0) + 1);
-          }
-        }
-        fs.rmSync(trace);
-        return calls.flatMap((syscall) => {
-          const most = Math.max(
-            0,
-            ...[...perThread].filter(([k]) => k.startsWith(`${syscall} `)).map(([, n]) => n),
-          );
-          return Array.from({ length: most }, (_, i) => ({ syscall, when: i + 1 }));
-        });
-      }
+      const tracedCalls = (args: string[], calls: string[]) => straceSteps(t, { args, calls, cwd: dir });
       const COMMIT_CALLS = ["link", "unlink", "rename", "fsync"];
       const commitCalls = (name: string) =>
         tracedCalls(["backup", name, "src.img", "--block-size", String(BS)], COMMIT_CALLS);

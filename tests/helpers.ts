@@ -1,4 +1,5 @@
 /** Test helpers: run blockdiff (source under Deno, and the built binary), temp dirs, deterministic images. */
+import assert from "node:assert/strict";
 import { spawn, spawnSync, type StdioOptions } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -198,6 +199,37 @@ export function underStrace(
     name: t.name,
     cmd: ["strace", "-f", "-qq", "-o", "/dev/null", "-e", `inject=${inject}`, ...t.cmd],
   };
+}
+
+/**
+ * The injection points of a run of `args` for each syscall of `calls` (for underStrace): strace counts a
+ * syscall's calls per thread, so `when` N stops the first thread to make its Nth call (for a commit: the main
+ * thread; the workers sync a file once each).
+ */
+export function straceSteps(
+  t: Target,
+  o: { args: string[]; calls: string[]; cwd: string },
+): { syscall: string; when: number }[] {
+  const trace = path.join(o.cwd, "calls.trace");
+  const r = spawnSync("strace", ["-f", "-qq", "-o", trace, "-e", `trace=${o.calls}`, ...t.cmd, ...o.args], {
+    cwd: o.cwd,
+  });
+  assert.equal(r.status, 0, r.stderr.toString());
+  const perThread = new Map<string, number>();
+  for (const l of fs.readFileSync(trace, "utf8").split("\n")) {
+    const m = /^(\d+) +(\w+)\(/.exec(l);
+    if (m && o.calls.includes(m[2])) {
+      perThread.set(`${m[2]} ${m[1]}`, (perThread.get(`${m[2]} ${m[1]}`) ?? 0) + 1);
+    }
+  }
+  fs.rmSync(trace);
+  return o.calls.flatMap((syscall) => {
+    const most = Math.max(
+      0,
+      ...[...perThread].filter(([k]) => k.startsWith(`${syscall} `)).map(([, n]) => n),
+    );
+    return Array.from({ length: most }, (_, i) => ({ syscall, when: i + 1 }));
+  });
 }
 
 /** Polls `check` until it returns true (a check that throws counts as not yet); fails after `ms`. */

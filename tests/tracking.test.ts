@@ -377,7 +377,8 @@ describe(
       const args = remoteArgs(chain, lv);
       const first = await run(t, args, { cwd: dir });
       assert.equal(first.code, 0, first.stderr);
-      write(lv, "dd if=/dev/urandom of=DEV bs=16k count=2 seek=30 conv=notrunc status=none");
+      // 8 MiB of changes: more than a pipe holds, so the agent is still dumping while its output is held
+      write(lv, "dd if=/dev/urandom of=DEV bs=16k count=512 conv=notrunc status=none");
       const hold = `sh -c '"$@" | { sleep 5; cat; }' sh`;
       const p = start(t, args, { cwd: dir, env: { SSH_BLOCKDIFF_PREFIX: hold } });
       await waitUntil(() => snapshots().some((s) => s.includes("blockdiff_pending")), "the new snapshot");

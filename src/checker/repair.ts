@@ -1,5 +1,5 @@
 /**
- * `blockdiff repair`: sets NAME.ver to the newest generation K whose chain 1..K verifies, and moves the
+ * `blockdiff repair`: sets NAME.ver to the newest generation K whose chain up to K verifies, and moves the
  * files of every later generation (bad ones, and those that depend on them) into a directory beside the
  * chain, NAME.repair-TIME, so nothing is deleted and the next backup continues from K. Generations are
  * checked in order, as `verify` checks them; an I/O error stops the repair before anything changes.
@@ -11,12 +11,13 @@ import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import type { Chain } from "../store/chain.ts";
 import { type ChainState, filesOf, scanFiles } from "../store/chain_state.ts";
 import { fsyncDir, writeVersion } from "../store/commit.ts";
+import { viewOf } from "../store/generations.ts";
 import { type GenerationCheck, verifyGeneration } from "./verify.ts";
 
 export interface RepairPlan {
   /** NAME.ver now: a number, null when missing, or what is wrong with it. */
   version: number | null | { unreadable: string };
-  /** The newest generation whose chain 1..K verifies (0: none). */
+  /** The newest generation whose chain up to it verifies (0: none). */
   good: number;
   checks: GenerationCheck[];
   /** Files of generations past `good`, to be moved aside. */
@@ -39,12 +40,15 @@ export async function planRepair(
   }
   const files: Omit<ChainState, "version"> = scanFiles(chain);
   const present = new Set(files.generations.map((g) => g.generation));
+  // the chain's members by the manifests present (a prune's absorbed generations are not), whatever .ver says
+  const members = viewOf(chain, Math.max(0, ...present)).members;
   const checks: GenerationCheck[] = [];
   let good = 0;
-  for (let g = 1; present.has(g); g++) {
+  for (const g of members) {
+    if (!present.has(g)) break;
     let c: GenerationCheck;
     try {
-      c = { generation: g, ok: true, detail: await verifyGeneration(chain, g, hasher) };
+      c = { generation: g, ok: true, detail: await verifyGeneration(chain, g, good || null, hasher) };
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err; // unreadable is not bad: change nothing
       c = { generation: g, ok: false, detail: err.message };

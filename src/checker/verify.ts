@@ -1,17 +1,19 @@
 /**
- * Checks a chain without restoring it. For each generation k: the diff parses; each of its blocks hashes
- * to digest k at that index; every block it does not hold is unchanged from digest k-1 (so restoring k
- * yields digest k); manifest fields and SHA-256 sums match the files.
+ * Checks a chain without restoring it. For each generation k of the chain: the diff parses; each of its
+ * blocks hashes to digest k at that index; every block it does not hold is unchanged from the digest of the
+ * chain's generation before k (k-1 unless a prune removed it), so restoring k yields digest k; manifest
+ * fields and SHA-256 sums match the files.
  */
-import { noteGarbage } from "../runtime.ts";
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
-import { sameDigest, sameDigestAt } from "../format/digest_cursor.ts";
-import { DIGEST_SIZE } from "../format/digest.ts";
-import { sharedBytes } from "../io/bytes.ts";
+import { sameDigest } from "../format/digest_cursor.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
+import { RecordBatch } from "../engine/record_batch.ts";
+import type { Manifest } from "../format/manifest.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
 import type { DiffReader } from "../format/diff.ts";
+import { openStable, previousMember, readChainView, resolveGeneration } from "../store/generations.ts";
+import { foldInProgress } from "../store/journal_record.ts";
 
 export interface GenerationCheck {
   generation: number;
@@ -22,7 +24,7 @@ export interface GenerationCheck {
 
 export interface VerifyOptions {
   chain: Chain;
-  /** Check generations 1..upTo (default: all). */
+  /** Check the generations up to this one (default: all). */
   upTo?: number;
   hasher: BlockHasher;
   /** Each generation's result as soon as it is known. */
@@ -31,13 +33,18 @@ export interface VerifyOptions {
 
 export async function verifyChain(o: VerifyOptions): Promise<GenerationCheck[]> {
   const { chain, hasher, onResult = () => {} } = o;
-  const last = chain.resolveGeneration(o.upTo);
+  const view = readChainView(chain);
+  const last = resolveGeneration(chain, view, o.upTo);
   const results: GenerationCheck[] = [];
   let firstBad: number | null = null;
-  for (let g = 1; g <= last; g++) {
+  for (const g of view.members.filter((g) => g <= last)) {
     let r: GenerationCheck;
     try {
-      const detail = await verifyGeneration(chain, g, hasher);
+      const files = await openStable(chain, (now) => {
+        if (!now.members.includes(g)) throw new PrunedMeanwhile(now.absorbedBy.get(g));
+        return openCheckFiles(chain, g, previousMember(now, g));
+      });
+      const detail = await checkGeneration(files, hasher);
       // its own files check out, but restoring it goes through every generation before it
       r = firstBad === null ? { generation: g, ok: true, detail } : {
         generation: g,
@@ -45,6 +52,12 @@ export async function verifyChain(o: VerifyOptions): Promise<GenerationCheck[]> 
         detail: `not restorable (depends on generation ${firstBad}); ${detail}`,
       };
     } catch (err) {
+      if (err instanceof PrunedMeanwhile) {
+        r = { generation: g, ok: true, detail: err.message };
+        results.push(r);
+        onResult(r);
+        continue;
+      }
       if (!(err instanceof BlockdiffError)) throw err;
       r = { generation: g, ok: false, detail: err.message };
     }
@@ -55,21 +68,85 @@ export async function verifyChain(o: VerifyOptions): Promise<GenerationCheck[]> 
   return results;
 }
 
-/** Checks generation `g`'s own files against its digest and generation g-1's; returns the "ok" details. */
-export async function verifyGeneration(chain: Chain, g: number, hasher: BlockHasher): Promise<string> {
-  const manifest = chain.readManifest(g);
+/** A prune removed the generation while verify ran: nothing to check any more. */
+class PrunedMeanwhile extends Error {
+  constructor(holder: number | undefined) {
+    super(`removed by a prune while verify ran${holder ? ` (its blocks are in generation ${holder})` : ""}`);
+  }
+}
+
+/**
+ * Checks generation `g`'s own files against its digest and those of `previous` (the chain's member before
+ * it; null when it is the first), for a caller that holds the chain's lock; returns the "ok" details.
+ */
+export async function verifyGeneration(
+  chain: Chain,
+  g: number,
+  previous: number | null,
+  hasher: BlockHasher,
+): Promise<string> {
+  return checkGeneration(await openCheckFiles(chain, g, previous), hasher);
+}
+
+interface CheckFiles {
+  generation: number;
+  what: string;
+  manifest: Manifest | null;
+  /** What a prune in progress is turning the manifest into (its new diff may already be in place). */
+  folding: Manifest | null;
+  cur: OpenDigest;
+  prev: OpenDigest | null;
+  previous: number | null;
+  diff: DiffReader;
+  digestSha: Hash;
+  diffSha: Hash;
+  close(): Promise<void>;
+}
+
+async function openCheckFiles(chain: Chain, g: number, previous: number | null): Promise<CheckFiles> {
   const digestSha = createHash("sha256"), diffSha = createHash("sha256");
   let cur: OpenDigest | null = null, prev: OpenDigest | null = null, diff: DiffReader | null = null;
+  const close = async () => {
+    await diff?.close().catch(() => {});
+    await cur?.cursor.close();
+    await prev?.cursor.close();
+  };
   try {
+    const manifest = chain.readManifest(g);
     cur = await chain.openDigest(g, (b) => digestSha.update(b));
-    prev = g > 1 ? await chain.openDigest(g - 1) : null;
+    prev = previous !== null ? await chain.openDigest(previous) : null;
     diff = await chain.openDiff(g, (b) => diffSha.update(b));
+    const fold = foldInProgress(chain); // read after the diff was opened: see checkGeneration
+    return {
+      generation: g,
+      what: chain.manifestPath(g),
+      manifest,
+      folding: fold?.generation === g ? fold.manifest : null,
+      cur,
+      prev,
+      previous,
+      diff,
+      digestSha,
+      diffSha,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function checkGeneration(f: CheckFiles, hasher: BlockHasher): Promise<string> {
+  const { cur, prev, diff } = f;
+  try {
     const bs = cur.blocksize;
     if (diff.blocksize !== bs) {
       throw new IntegrityError(`${diff.what}: block size ${diff.blocksize}, digest says ${bs}`);
     }
     if (prev && prev.blocksize !== bs) {
-      throw new IntegrityError(`block size changed from ${prev.blocksize} (generation ${g - 1}) to ${bs}`);
+      throw new IntegrityError(
+        `block size changed from ${prev.blocksize} (generation ${f.previous}) to ${bs}`,
+      );
     }
     const n = cur.blocks, nPrev = prev?.blocks ?? 0;
     const batch = new RecordBatch(bs, hasher, diff.what);
@@ -78,11 +155,11 @@ export async function verifyGeneration(chain: Chain, g: number, hasher: BlockHas
       for (; next < upTo; next++) {
         const was = next < nPrev ? await prev!.cursor.get(next) : null;
         if (was === null) {
-          throw new IntegrityError(`${diff!.what}: block ${next} is new but missing from the diff`);
+          throw new IntegrityError(`${diff.what}: block ${next} is new but missing from the diff`);
         }
-        if (!sameDigest(was, (await cur!.cursor.get(next))!)) {
+        if (!sameDigest(was, (await cur.cursor.get(next))!)) {
           throw new IntegrityError(
-            `${diff!.what}: block ${next} changed (digest differs) but is missing from the diff`,
+            `${diff.what}: block ${next} changed (digest differs) but is missing from the diff`,
           );
         }
       }
@@ -106,6 +183,11 @@ export async function verifyGeneration(chain: Chain, g: number, hasher: BlockHas
       await batch.finish(); // a bad record before a problem found above is reported first
     }
     await cur.cursor.drain();
+    const diffSha = f.diffSha.digest("hex"), digestSha = f.digestSha.digest("hex");
+    // the diff a prune in progress renamed into place before its manifest: the journal's manifest holds
+    const manifest = f.manifest && f.folding?.diffSha256 === diffSha && f.manifest.diffSha256 !== diffSha
+      ? f.folding
+      : f.manifest;
     if (manifest) {
       const problems: string[] = [];
       if (manifest.blocksize !== bs) problems.push(`block size ${manifest.blocksize} vs ${bs}`);
@@ -114,99 +196,14 @@ export async function verifyGeneration(chain: Chain, g: number, hasher: BlockHas
         problems.push(`changed blocks ${manifest.blocksChanged} vs ${records}`);
       }
       if (lastLen >= 0 && manifest.sourceSize !== (n - 1) * bs + lastLen) problems.push(`source size`);
-      if (manifest.diffSha256 !== diffSha.digest("hex")) problems.push(`diff SHA-256`);
-      if (manifest.digestSha256 !== digestSha.digest("hex")) problems.push(`digest SHA-256`);
+      if (manifest.diffSha256 !== diffSha) problems.push(`diff SHA-256`);
+      if (manifest.digestSha256 !== digestSha) problems.push(`digest SHA-256`);
       if (problems.length) {
-        throw new IntegrityError(`${chain.manifestPath(g)} does not match the files: ${problems.join(", ")}`);
+        throw new IntegrityError(`${f.what} does not match the files: ${problems.join(", ")}`);
       }
     }
     return `${records}/${n} blocks in diff${manifest ? ", manifest matches" : ", no manifest"}`;
   } finally {
-    await diff?.close().catch(() => {});
-    await cur?.cursor.close();
-    await prev?.cursor.close();
-  }
-}
-
-/** Records per batch: hashed together on the hasher's threads (2 MiB of 16 KiB blocks). */
-const BATCH_BYTES = 2 << 20;
-
-/** One batch: the records' bytes, the digests they must have, the digests they have, their block indices. */
-interface Batch {
-  buf: Uint8Array;
-  want: Uint8Array;
-  got: Uint8Array;
-  index: number[];
-  len: number;
-}
-
-/**
- * Diff records gathered with the digests they must have, then hashed together (in parallel) while the next
- * batch is gathered, and compared: one block at a time, verify hashed everything on one thread.
- */
-class RecordBatch {
-  readonly #cap: number;
-  readonly #slots: Batch[];
-  #cur = 0;
-  #pending: Promise<void> | null = null;
-  /** A batch failed its check: that is the first bad record, and nothing after it is hashed. */
-  #failed = false;
-
-  constructor(
-    private readonly bs: number,
-    private readonly hasher: BlockHasher,
-    private readonly what: string,
-  ) {
-    this.#cap = Math.max(1, Math.floor(BATCH_BYTES / bs));
-    this.#slots = [0, 1].map(() => ({
-      buf: sharedBytes(this.#cap * bs),
-      want: new Uint8Array(this.#cap * DIGEST_SIZE),
-      got: sharedBytes(this.#cap * DIGEST_SIZE),
-      index: [],
-      len: 0,
-    }));
-  }
-
-  /** Copies a record and the digest it must have; hands a full batch to the hasher. */
-  async add(index: number, data: Uint8Array, want: Uint8Array): Promise<void> {
-    const s = this.#slots[this.#cur];
-    const j = s.index.length;
-    s.buf.set(data, j * this.bs); // only the chain's last block is short, so it is also the batch's last
-    s.want.set(want, j * DIGEST_SIZE);
-    s.index.push(index);
-    s.len = j * this.bs + data.length;
-    if (s.index.length === this.#cap) await this.#flush();
-  }
-
-  /** Checks every record added; throws at the first (in order) that does not match. */
-  async finish(): Promise<void> {
-    if (this.#failed) return; // already thrown
-    await this.#flush();
-    await this.#flush();
-  }
-
-  /** Waits for the batch in flight (it throws at a mismatch), then starts hashing the current one. */
-  async #flush(): Promise<void> {
-    const before = this.#pending;
-    this.#pending = null;
-    await before?.catch((err) => {
-      this.#failed = true;
-      throw err;
-    });
-    const s = this.#slots[this.#cur];
-    if (!s.index.length) return;
-    this.#pending = this.hasher.hashBlocks(s.buf, s.len, this.bs, s.got).then(() => this.#compare(s));
-    this.#pending.catch(() => {}); // seen by the next flush
-    this.#cur ^= 1;
-  }
-
-  #compare(s: Batch): void {
-    const index = s.index.splice(0);
-    noteGarbage(s.len);
-    for (let j = 0; j < index.length; j++) {
-      if (!sameDigestAt(s.want.subarray(j * DIGEST_SIZE, (j + 1) * DIGEST_SIZE), s.got, j * DIGEST_SIZE)) {
-        throw new IntegrityError(`${this.what}: block ${index[j]} does not match its digest (corrupt data)`);
-      }
-    }
+    await f.close();
   }
 }

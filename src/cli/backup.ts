@@ -19,7 +19,11 @@ import { expectPositionals, intOpt, type ParsedArgs, stringOpt } from "./args.ts
 import { blockSizeRule } from "./block_size.ts";
 import { logOutcome } from "./log_outcome.ts";
 import { SSH_HELP, SSH_OPTIONS, sshFromArgs } from "./ssh_options.ts";
-import { UsageError } from "../errors.ts";
+import { BlockdiffError, UsageError } from "../errors.ts";
+import type { Parallelism } from "../engine/parallel.ts";
+import type { RetentionPolicy } from "../pruner/policy.ts";
+import { pruneJson, pruneLocked, pruneSummary, requirePolicy } from "./prune.ts";
+import { RETENTION_OPTIONS } from "./retention_options.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
 
@@ -49,6 +53,8 @@ options:
   --allow-shrink        record an empty (0-byte) source although the last generation had data
   --log FILE            append timestamped lines about the run to FILE
   --json                print a JSON summary on stdout
+  --prune --keep-RULE N...  after the backup, prune the chain by these rules, under the same lock (see
+                        'blockdiff prune --help'); a failed prune leaves the new generation in place
 ${SSH_HELP}
   --lvm-snapshot[=SIZE] SOURCE is an LV (here or on the remote host): dump an LVM snapshot of it, taken after
                         sync and removed on every path (classic snapshot of SIZE, default env SNAPSHOT_SIZE
@@ -91,6 +97,8 @@ examples:
     { name: "verify-tracking", kind: "flag" },
     { name: "thin-pool-max-usage", kind: "value" },
     { name: "log", kind: "value" },
+    { name: "prune", kind: "flag" },
+    ...RETENTION_OPTIONS,
     ...SSH_OPTIONS,
     { name: "lvm-snapshot", kind: "optional" },
     { name: "mysql-lock", kind: "flag" },
@@ -100,11 +108,17 @@ examples:
   async run(args) {
     const log = new RunLog(stringOpt(args, "log") ?? null);
     const what = `backup ${args.positionals[0] ?? ""}`.trim();
-    return await logOutcome(log, what, () => backup(args, log));
+    const state = { published: null as number | null };
+    return await logOutcome(log, what, () => backup(args, log, state), {
+      interrupted: () =>
+        state.published === null
+          ? "nothing of this run was published"
+          : `generation ${state.published} was published; the prune after it was cut short`,
+    });
   },
 };
 
-async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
+async function backup(args: ParsedArgs, log: RunLog, state: { published: number | null }): Promise<number> {
   const [nameArg, sourceArg] = expectPositionals(args, 2, 2, "blockdiff backup NAME SOURCE [options]");
   const compression = parseCompression(stringOpt(args, "compress") ?? "none");
   const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? DEFAULT_LEVEL[compression]);
@@ -126,6 +140,9 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
       lock: { ...readLockFromArgs(args), maxHoldSeconds: intOpt(args, "mysql-lock-max-hold") ?? 30 },
     }
     : null;
+  const strayKeep = RETENTION_OPTIONS.find((o) => args.opts.has(o.name));
+  if (strayKeep && !args.opts.has("prune")) throw new UsageError(`--${strayKeep.name} needs --prune`);
+  const retention = args.opts.has("prune") ? requirePolicy(args) : null;
   const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
   /** A line for the log; one that says "warning: " (here or from the remote agent) goes to stderr too. */
   const logLine = (line: string) => {
@@ -179,9 +196,7 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
       },
     });
     const m = s.manifest;
-    if (args.opts.has("json")) {
-      printJson({ ok: true, elapsedMs: s.elapsedMs, path: s.diffPath, manifest: m });
-    }
+    state.published = m.generation;
     const pct = m.blocks ? ((m.blocksChanged / m.blocks) * 100).toFixed(1) : "0.0";
     const scanned = m.scan?.method === "thin_delta"
       ? `${formatBytes(m.scan.bytesRead)} of ${formatBytes(m.sourceSize)} read (thin_delta)`
@@ -193,6 +208,11 @@ async function backup(args: ParsedArgs, log: RunLog): Promise<number> {
         `${formatBytes(m.bytesWritten)} written to ${m.diffFile}` +
         (m.mysql ? `; ${describeLockHeld(m.mysql)}` : ""),
     );
+    const pruned = retention &&
+      await pruneAfterBackup({ chain, policy: retention, log, par, generation: m.generation });
+    if (args.opts.has("json")) {
+      printJson({ ok: true, elapsedMs: s.elapsedMs, path: s.diffPath, manifest: m, prune: pruned });
+    }
     return 0;
   } finally {
     await par.close();
@@ -222,4 +242,25 @@ function snapshotPlan(args: ParsedArgs): SnapshotPlan | null {
 
 function monthSuffix(d: Date): string {
   return `-${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, "0")}`;
+}
+
+/** `--prune`: the policy applied once the new generation is in place; a failure says that it stands. */
+async function pruneAfterBackup(o: {
+  chain: Chain;
+  policy: RetentionPolicy;
+  log: RunLog;
+  par: Parallelism;
+  generation: number;
+}) {
+  try {
+    const r = await pruneLocked(o);
+    note(`prune ${o.chain.name}: ${pruneSummary(o.chain, r.plan, r.bytesFreed, r.elapsedMs)}`);
+    return pruneJson({ ...r, dryRun: false });
+  } catch (err) {
+    if (!(err instanceof BlockdiffError)) throw err;
+    throw new BlockdiffError(
+      `generation ${o.generation} of ${o.chain.name} was backed up, but the prune after it failed: ${err.message}`,
+      err.exitCode,
+    );
+  }
 }

@@ -9,9 +9,16 @@ import { RunLog } from "../log/run_log.ts";
 
 const logged = new WeakSet<object>();
 
-export async function logOutcome(log: RunLog, what: string, run: () => Promise<number>): Promise<number> {
+export async function logOutcome(
+  log: RunLog,
+  what: string,
+  run: () => Promise<number>,
+  /** What the interruption leaves (default: nothing published); asked when it happens. */
+  o: { interrupted?: () => string } = {},
+): Promise<number> {
   const unregister = onCleanup((signal) => {
-    if (signal) log.tryInfo(`${what} INTERRUPTED by ${signal}: nothing of this run was published`);
+    const after = o.interrupted?.() ?? "nothing of this run was published";
+    if (signal) log.tryInfo(`${what} INTERRUPTED by ${signal}: ${after}`);
   });
   try {
     return await run();

@@ -12,6 +12,7 @@ import { dumpCommand } from "./dump.ts";
 import { listCommand } from "./list.ts";
 import { mergeCommand } from "./merge.ts";
 import { mysqllockCommand } from "./mysqllock.ts";
+import { pruneCommand } from "./prune.ts";
 import { forgetBaselineCommand } from "./forget_baseline.ts";
 import { repairCommand } from "./repair.ts";
 import { restoreCommand } from "./restore.ts";
@@ -22,6 +23,7 @@ const COMMANDS: Command[] = [
   restoreCommand,
   verifyCommand,
   listCommand,
+  pruneCommand,
   repairCommand,
   forgetBaselineCommand,
   dumpCommand,

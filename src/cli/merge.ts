@@ -15,8 +15,9 @@ export const mergeCommand: Command = {
 Compatible with the original blockdiff_merge: writes every block of the diff read on stdin at its offset
 in FILE (created if missing, never truncated), in the order of the stream (records out of order or at the
 same offset are applied as they come, as the original does). A truncated stream or a misaligned offset
-stops it with exit 3 after the records before it were written. Apply generations 1..K in order to rebuild
-generation K, or use 'blockdiff restore', which does it in one verified pass.
+stops it with exit 3 after the records before it were written. Apply a chain's generations up to K in
+order (after a prune: those left) to rebuild generation K, or use 'blockdiff restore', which does it in one
+verified pass.
 
   -z, --gzip / --lzop / --zstd   the diff on stdin is compressed
   -h, --help                     this help

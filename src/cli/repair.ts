@@ -5,6 +5,7 @@ import { EXIT } from "../errors.ts";
 import { RunLog } from "../log/run_log.ts";
 import { Chain } from "../store/chain.ts";
 import { endCommit, recoverCommit } from "../store/journal.ts";
+import { describeMembers } from "../store/generations.ts";
 import { RunLock } from "../store/run_lock.ts";
 import { expectPositionals, stringOpt } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
@@ -21,7 +22,7 @@ export const repairCommand: Command = {
 
 When NAME.ver is missing, or disagrees with the generations on disk, commands that write refuse (exit 3).
 repair checks generations 1, 2, ... in order as 'blockdiff verify' does, sets NAME.ver to the newest
-generation K whose whole chain 1..K verifies, and moves the files of every later generation (the first bad
+generation K whose whole chain up to K verifies, and moves the files of every later generation (the first bad
 one and those after it) into NAME.repair-TIME beside the chain: nothing is deleted. Temporary files of dead
 runs are removed. It holds the chain's lock, like backup. An I/O error stops it before anything changes.
 Exit 0 when the chain is consistent afterwards, 3 when no generation verifies (everything moved aside: the
@@ -90,6 +91,7 @@ function describe(
   o: { dryRun: boolean; needed: boolean; aside: string | null },
 ): string {
   const ver = `${chain.name}.ver`;
+  const verified = describeMembers(p.checks.filter((c) => c.ok).map((c) => c.generation));
   const now = p.version === null
     ? `${ver} is missing`
     : typeof p.version === "object"
@@ -97,14 +99,14 @@ function describe(
     : `${ver} says ${p.version}`;
   if (!o.needed) {
     return p.good > 0
-      ? `nothing to repair: ${ver} says ${p.good} and generations 1..${p.good} verify`
+      ? `nothing to repair: ${ver} says ${p.good} and generations ${verified} verify`
       : `nothing to repair: no generations`;
   }
   const would = o.dryRun ? "would " : "";
   const parts: string[] = [];
   parts.push(
     p.good > 0
-      ? `${now}; ${would}set it to ${p.good} (generations 1..${p.good} verify)`
+      ? `${now}; ${would}set it to ${p.good} (generations ${verified} verify)`
       : `${now}; no generation verifies, ${would}move ${ver} aside (the next backup starts a new chain)`,
   );
   if (p.moveAside.length) {

@@ -15,9 +15,9 @@ export const restoreCommand: Command = {
   summary: "rebuild generation K of chain NAME into TARGET, verified against its digest",
   help: `usage: ${USAGE}
 
-Rebuilds generation K (default: the last complete one) of chain NAME in one pass over generations 1..K:
-each block is taken from the newest generation holding it, checked against generation K's digest, and
-written once. The image gets the recorded size.
+Rebuilds generation K (default: the last complete one) of chain NAME in one pass over the chain's
+generations up to K (1..K, less those a prune removed): each block is taken from the newest generation
+holding it, checked against generation K's digest, and written once. The image gets the recorded size.
 
 TARGET   a new file: written as TARGET.tmp-PID and renamed to TARGET only when every block checked out
          an existing regular file: replaced the same way, only with --force

@@ -11,13 +11,13 @@ export const verifyCommand: Command = {
   summary: "check every generation of chain NAME without restoring it",
   help: `usage: blockdiff verify NAME [--generation K]
 
-Checks generations 1..K (default: all) without writing anything: every diff parses; every block in
-diff k hashes to generation k's digest; every block diff k lacks is unchanged since generation k-1;
-manifests (NAME.k.json) match the files, SHA-256 sums included. Prints one line per generation.
-Exit 0 when all are good, 3 when any is not.
+Checks the chain's generations up to K (default: all) without writing anything: every diff parses; every
+block in diff k hashes to generation k's digest; every block diff k lacks is unchanged since the chain's
+generation before k (k-1, unless a prune removed it); manifests (NAME.k.json) match the files, SHA-256 sums
+included. Prints one line per generation. Exit 0 when all are good, 3 when any is not.
 
 options:
-  -g, --generation K    check generations 1..K only
+  -g, --generation K    check the generations up to K only
   --json                print the results as JSON on stdout
   -h, --help            this help
 

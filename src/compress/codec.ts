@@ -74,14 +74,17 @@ export function compressInto(
   }
 }
 
-/** Opens a (possibly compressed) file as a stream of uncompressed bytes; `onRaw` sees the file's bytes. */
+/**
+ * An opened (possibly compressed) file as a stream of uncompressed bytes, read through its descriptor
+ * whatever happens to its name; `onRaw` sees the file's bytes.
+ */
 export function openDecompressed(
-  path: string,
+  { fd, path }: { fd: number; path: string },
   kind: Compression,
   onRaw: (chunk: Uint8Array) => void = () => {},
 ): ByteSource {
   if (kind === "none") {
-    const src = new FdSource(fs.openSync(path, "r"));
+    const src = new FdSource(fd);
     return new BufferedSource({
       read: async (buf, off, len) => {
         const n = await src.read(buf, off, len);
@@ -91,7 +94,7 @@ export function openDecompressed(
       close: () => src.close(),
     });
   }
-  const raw = fs.createReadStream(path, { highWaterMark: 1 << 20 });
+  const raw = fs.createReadStream(path, { fd, highWaterMark: 1 << 20 });
   const tap = new Transform({
     transform(chunk, _enc, cb) {
       onRaw(chunk);

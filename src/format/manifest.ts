@@ -64,6 +64,13 @@ export interface Manifest {
   baseline?: BaselineRecord | null;
   /** Carried from generation to generation (change tracking names baselines after it). */
   chainId?: string;
+  /**
+   * Generations `prune` removed whose blocks this generation's diff now holds (ascending): they are no
+   * longer part of the chain. Absent when none.
+   */
+  absorbed?: number[];
+  /** When `prune` last rewrote this generation's diff. */
+  prunedAt?: string;
   checksum?: string;
 }
 
@@ -116,5 +123,12 @@ export function decodeManifest(text: string, what: string): Manifest {
     if (typeof m[f] !== "string") throw new IntegrityError(`${what}: field ${f} is missing or invalid`);
   }
   if (m.checksum !== checksumOf(m)) throw new IntegrityError(`${what}: checksum mismatch (manifest corrupt)`);
+  if (
+    m.absorbed !== undefined &&
+    (!Array.isArray(m.absorbed) ||
+      !m.absorbed.every((g) => Number.isSafeInteger(g) && g >= 1 && g < m.generation))
+  ) {
+    throw new IntegrityError(`${what}: field absorbed is invalid`);
+  }
   return m;
 }

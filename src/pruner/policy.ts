@@ -1,8 +1,8 @@
 /**
  * Which generations a retention policy keeps, with restic's `forget` semantics: the rules are OR'd; each
- * `--keep-PERIOD N` walks the generations newest first and keeps the newest one of each of the last N
- * periods (calendar hours, days, ISO weeks, months, years in the local time zone) that have one, and the
- * oldest generation too while it has counts left; `--keep-last N` keeps the N newest; `--keep-within D`
+ * `--keep-PERIOD N` walks the generations newest first (by number) and keeps the newest one of each of the
+ * last N periods (calendar hours, days, ISO weeks, months, years in the local time zone) that have one, and
+ * the oldest generation too while it has counts left; `--keep-last N` keeps the N newest; `--keep-within D`
  * keeps everything finished within D of the newest. N = -1 means every period. The newest generation is
  * always kept: a chain is never emptied, and its newest generation is the next backup's base.
  */
@@ -61,9 +61,9 @@ export function applyPolicy(
   p: RetentionPolicy,
   now = new Date(),
 ): Decision[] {
-  const list = [...generations].sort((a, b) =>
-    b.time.getTime() - a.time.getTime() || b.generation - a.generation
-  );
+  // newest first by number, the order they were taken in: a clock set back cannot make the chain's
+  // newest generation (the next backup's base) look old
+  const list = [...generations].sort((a, b) => b.generation - a.generation);
   if (list.length === 0) return [];
   const buckets = RULES.map((rule) => ({ rule, count: p[rule], last: NaN as number }));
   const past = list.filter((g) => g.time <= now);

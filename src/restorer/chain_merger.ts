@@ -1,6 +1,6 @@
 /**
- * One pass over generations 1..K: for each block index in order, the block from the newest generation
- * that has it. Each diff is read once, sequentially; each block is yielded once.
+ * One pass over a chain's generations up to K: for each block index in order, the block from the newest
+ * generation that has it. Each diff is read once, sequentially; each block is yielded once.
  */
 import { IntegrityError } from "../errors.ts";
 import type { DiffReader, DiffRecord } from "../format/diff.ts";

@@ -4,7 +4,7 @@
  * renamed only when the whole image checked out; a block device is written in place.
  */
 import { noteGarbage } from "../runtime.ts";
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { onCleanup } from "../cleanup.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
 import { sharedBytes } from "../io/bytes.ts";
@@ -14,7 +14,9 @@ import { sameDigestAt } from "../format/digest_cursor.ts";
 import type { DiffReader } from "../format/diff.ts";
 import { FdWritable, streamFinished, writeConsumed } from "../io/sink.ts";
 import { Progress } from "../display/progress.ts";
+import type { Manifest } from "../format/manifest.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
+import { type ChainView, openStable, resolveGeneration } from "../store/generations.ts";
 import { ChainMerger } from "./chain_merger.ts";
 import { openRestoreTarget, type RestoreTarget } from "./target.ts";
 
@@ -43,28 +45,13 @@ const SLOTS = 3;
 export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
   const { chain } = o;
   const started = Date.now();
-  const gen = chain.resolveGeneration(o.generation);
-  const manifest = chain.readManifest(gen);
-  const digestSha = createHash("sha256");
-  const digest = await chain.openDigest(gen, (b) => digestSha.update(b));
-  const bs = digest.blocksize;
-  if (manifest && (manifest.blocksize !== bs || manifest.blocks !== digest.blocks)) {
-    throw new IntegrityError(
-      `${chain.manifestPath(gen)}: says ${manifest.blocks} blocks of ${manifest.blocksize} bytes, ` +
-        `the digest file has ${digest.blocks} of ${bs}`,
-    );
-  }
-  const readers: DiffReader[] = [];
+  const { generation: gen, manifest, digest, digestSha, readers, close } = await openStable(
+    chain,
+    (view) => openGenerations(chain, view, o.generation),
+  );
   let out: RestoreTarget | null = null;
   const unregister = onCleanup(() => out?.abort());
   try {
-    for (let g = 1; g <= gen; g++) {
-      const r = await chain.openDiff(g);
-      readers.push(r);
-      if (r.blocksize !== bs) {
-        throw new IntegrityError(`${r.what}: block size ${r.blocksize} differs from the chain's ${bs}`);
-      }
-    }
     out = await openRestoreTarget({
       target: o.target,
       force: o.force,
@@ -127,8 +114,56 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     throw err;
   } finally {
     unregister();
+    await close();
+  }
+}
+
+interface OpenedGenerations {
+  generation: number;
+  manifest: Manifest | null;
+  digest: OpenDigest;
+  /** Of the digest file's bytes, as they are read. */
+  digestSha: Hash;
+  /** The diffs of the chain's members up to `generation`, oldest first. */
+  readers: DiffReader[];
+  close(): Promise<void>;
+}
+
+/** Generation `requested`'s digest and manifest and the diffs it is rebuilt from, opened. */
+async function openGenerations(
+  chain: Chain,
+  view: ChainView,
+  requested: number | undefined,
+): Promise<OpenedGenerations> {
+  const generation = resolveGeneration(chain, view, requested);
+  const digestSha = createHash("sha256");
+  const readers: DiffReader[] = [];
+  let digest: OpenDigest | null = null;
+  const close = async () => {
     for (const r of readers) await r.close().catch(() => {});
-    await digest.cursor.close();
+    await digest?.cursor.close();
+  };
+  try {
+    const manifest = chain.readManifest(generation);
+    digest = await chain.openDigest(generation, (b) => digestSha.update(b));
+    const bs = digest.blocksize;
+    if (manifest && (manifest.blocksize !== bs || manifest.blocks !== digest.blocks)) {
+      throw new IntegrityError(
+        `${chain.manifestPath(generation)}: says ${manifest.blocks} blocks of ${manifest.blocksize} bytes, ` +
+          `the digest file has ${digest.blocks} of ${bs}`,
+      );
+    }
+    for (const g of view.members.filter((g) => g <= generation)) {
+      const r = await chain.openDiff(g);
+      readers.push(r);
+      if (r.blocksize !== bs) {
+        throw new IntegrityError(`${r.what}: block size ${r.blocksize} differs from the chain's ${bs}`);
+      }
+    }
+    return { generation, manifest, digest, digestSha, readers, close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
 

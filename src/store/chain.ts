@@ -11,6 +11,7 @@ import { digestBlockCount } from "../format/digest.ts";
 import { DigestCursor } from "../format/digest_cursor.ts";
 import { decodeManifest, type Manifest } from "../format/manifest.ts";
 import { decodeVersion } from "../format/ver.ts";
+import { foldInProgress } from "./journal_record.ts";
 import { FdSource } from "../io/byte_source.ts";
 import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
 
@@ -99,35 +100,46 @@ export class Chain {
     return ver;
   }
 
-  /** Resolves `--generation K` (default: the last one). */
-  resolveGeneration(requested: number | undefined): number {
-    const ver = this.requireVersion();
-    if (requested === undefined) return ver;
-    if (!Number.isSafeInteger(requested) || requested < 1 || requested > ver) {
-      throw new UsageError(`generation ${requested} does not exist in ${this.name} (1..${ver})`);
-    }
-    return requested;
-  }
-
+  /**
+   * Generation `gen`'s diff file. Two names exist only while a prune changes its compression (journal
+   * present): the manifest says which one is current.
+   */
   findDiff(gen: number): DiffFile {
-    const found = COMPRESSIONS.filter((c) => fs.existsSync(this.diffPath(gen, c)));
+    const found = COMPRESSIONS.filter((c) => fs.existsSync(this.diffPath(gen, c)))
+      .map((c) => ({ path: this.diffPath(gen, c), compression: c }));
     if (found.length === 0) {
       throw new IntegrityError(
         `generation ${gen}: diff file ${this.diffPath(gen, "none")}[.gz|.lzop|.zst] is missing`,
       );
     }
-    if (found.length > 1) {
-      throw new IntegrityError(
-        `generation ${gen}: more than one diff file (${found.map((c) => this.diffPath(gen, c)).join(", ")})`,
-      );
+    if (found.length === 1) return found[0];
+    const fold = foldInProgress(this);
+    const names = found.map((f) => path.basename(f.path)).sort();
+    if (fold?.generation === gen && names.join() === [fold.diffFile, fold.oldDiffFile].sort().join()) {
+      let current = fold.oldDiffFile;
+      try {
+        if (this.readManifest(gen)?.diffSha256 === fold.manifest.diffSha256) current = fold.diffFile;
+      } catch { /* a manifest being replaced reads whole or not at all: the old one stands */ }
+      return found.find((f) => path.basename(f.path) === current)!;
     }
-    return { path: this.diffPath(gen, found[0]), compression: found[0] };
+    throw new IntegrityError(
+      `generation ${gen}: more than one diff file (${found.map((f) => f.path).join(", ")})`,
+    );
   }
 
   /** Opens generation `gen`'s diff, decompressed and parsed; `onRaw` sees the file's bytes. */
   async openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
     const f = this.findDiff(gen);
-    const src = withReadErrors(openDecompressed(f.path, f.compression, onRaw), f.path);
+    let fd: number;
+    try {
+      fd = fs.openSync(f.path, "r"); // now: a prune may delete or replace the name later
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new IntegrityError(`generation ${gen}: diff file ${f.path} is missing`);
+      }
+      throw describeIoError(`opening ${f.path}`, err);
+    }
+    const src = withReadErrors(openDecompressed({ fd, path: f.path }, f.compression, onRaw), f.path);
     try {
       return await DiffReader.open(src, f.path);
     } catch (err) {

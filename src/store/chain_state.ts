@@ -2,9 +2,10 @@
  * What is on disk for a chain (`NAME.ver`, each generation's files, temporary files), and the rule every
  * command that writes applies before it changes anything: `.ver` must agree with the generations present.
  * A generation at `.ver` + 1 without a manifest is what a killed run leaves (the original tools write their
- * files under the final names; blockdiff renames the manifest last) and may be removed; anything else past
- * `.ver`, a missing `.ver` beside generation files, or a generation up to `.ver` with missing files makes
- * the command refuse (exit 3) and change nothing: `blockdiff repair` sets `.ver` from what verifies.
+ * files under the final names; blockdiff renames the manifest last) and may be removed, as may files of a
+ * generation a prune removed (generations.ts); anything else past `.ver`, a missing `.ver` beside
+ * generation files, or a generation of the chain with missing files makes the command refuse (exit 3) and
+ * change nothing: `blockdiff repair` sets `.ver` from what verifies.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -92,7 +93,10 @@ export function isChainFile(chain: Chain, p: string): boolean {
   }
   let entries: string[] = [];
   try {
-    entries = fs.readdirSync(chain.dir).filter((e) => e.startsWith(chain.name + "."));
+    entries = fs.readdirSync(chain.dir).filter((e) => {
+      const rest = e.startsWith(chain.name + ".") ? e.slice(chain.name.length + 1) : null;
+      return rest !== null && (GENERATION_FILE.test(rest) || TEMP_FILE.test(rest) || OTHER_FILE.test(rest));
+    });
   } catch { /* no chain there */ }
   return entries.some((e) => sameFile(path.join(chain.dir, e), target));
 }
@@ -120,7 +124,11 @@ export function filesOf(g: GenerationFiles): string[] {
  * runs it may remove (temporary files, generation `.ver` + 1 without a manifest), or throws IntegrityError
  * saying what disagrees with `.ver`.
  */
-export function leftoversBeforeWrite(chain: Chain, s: ChainState): string[] {
+export function leftoversBeforeWrite(
+  chain: Chain,
+  s: ChainState,
+  chainOf: { members: number[]; absorbedBy: Map<number, number> },
+): string[] {
   const shown = (files: string[]) => files.map((f) => path.basename(f)).join(", ");
   const refuse = (what: string) =>
     new IntegrityError(
@@ -136,7 +144,7 @@ export function leftoversBeforeWrite(chain: Chain, s: ChainState): string[] {
     );
   }
   const present = new Map(s.generations.map((g) => [g.generation, g]));
-  for (let g = 1; g <= ver; g++) {
+  for (const g of chainOf.members) {
     const files = present.get(g);
     if (!files || files.diffs.length === 0) {
       throw refuse(`${chain.name}.ver says ${ver} but generation ${g} has no diff file`);
@@ -148,6 +156,8 @@ export function leftoversBeforeWrite(chain: Chain, s: ChainState): string[] {
   }
   const leftovers = [...s.temps];
   for (const files of s.generations) {
+    // what a prune killed before it deleted them leaves of the generations it removed
+    if (chainOf.absorbedBy.has(files.generation)) leftovers.push(...filesOf(files));
     if (files.generation <= ver) continue;
     if (files.generation > ver + 1) {
       throw refuse(

@@ -1,9 +1,10 @@
 /** What `blockdiff list` shows: the generations of a chain, or the chains of a directory. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { describeIoError } from "../errors.ts";
+import { BlockdiffError, describeIoError } from "../errors.ts";
 import { DIGEST_SIZE, HEADER_SIZE } from "../format/digest.ts";
 import { Chain } from "./chain.ts";
+import { readChainView } from "./generations.ts";
 
 export interface GenerationInfo {
   generation: number;
@@ -14,6 +15,8 @@ export interface GenerationInfo {
   diffFile: string;
   diffBytes: number;
   compression: string;
+  /** Generations a prune removed whose blocks this one holds. */
+  absorbed: number[];
 }
 
 export interface ChainInfo {
@@ -23,10 +26,21 @@ export interface ChainInfo {
   totalBytes: number;
 }
 
+/** The chain's generations; read again when a prune removed a file meanwhile (readers take no lock). */
 export function describeChain(chain: Chain): ChainInfo {
-  const last = chain.requireVersion();
+  for (let attempt = 1;; attempt++) {
+    try {
+      return describeOnce(chain);
+    } catch (err) {
+      if (attempt >= 5 || !(err instanceof BlockdiffError)) throw err; // a broken chain stays broken
+    }
+  }
+}
+
+function describeOnce(chain: Chain): ChainInfo {
+  const view = readChainView(chain);
   const generations: GenerationInfo[] = [];
-  for (let g = 1; g <= last; g++) {
+  for (const g of view.members) {
     const diff = chain.findDiff(g);
     const m = chain.readManifest(g);
     const diffSt = statOrFail(diff.path);
@@ -40,6 +54,7 @@ export function describeChain(chain: Chain): ChainInfo {
       diffFile: path.basename(diff.path),
       diffBytes: diffSt.size,
       compression: diff.compression,
+      absorbed: m?.absorbed ?? [],
     });
   }
   const totalBytes = generations.reduce((a, g) => a + g.diffBytes, 0);

@@ -5,27 +5,22 @@
  * journal names is there and matches the manifest (a complete generation is never removed), or removes
  * those files when not; `.ver` ends up naming the last complete generation either way. Without a journal,
  * a complete generation past `.ver` is somebody's doing (a `.ver` put back by hand): chain_state.ts refuses.
+ * A prune's journal (fold_commit.ts) is finished the same way, by the next command that writes.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { describeIoError, IntegrityError } from "../errors.ts";
+import { IntegrityError } from "../errors.ts";
 import type { Chain } from "./chain.ts";
 import { manifestMatchesSizes, scanChain } from "./chain_state.ts";
 import { fsyncDir, replaceFile, writeVersion } from "./commit.ts";
+import { recoverFold } from "./fold_commit.ts";
+import { type BackupRecord, encodeJournal, readJournal } from "./journal_record.ts";
 
-const FORMAT = "blockdiff-journal/1";
-
-export interface CommitRecord {
-  /** The generation being published, and `.ver` before it. */
-  generation: number;
-  previous: number;
-  /** File names (in the chain's directory) the commit puts in place. */
-  files: string[];
-}
+export type CommitRecord = Omit<BackupRecord, "op">;
 
 /** Records the commit about to happen (durably: the directory is synced). */
 export function beginCommit(chain: Chain, r: CommitRecord): void {
-  replaceFile(chain.journalPath, JSON.stringify({ format: FORMAT, op: "backup", ...r }) + "\n");
+  replaceFile(chain.journalPath, encodeJournal({ op: "backup", ...r }));
   fsyncDir(chain.dir);
 }
 
@@ -40,12 +35,13 @@ export function endCommit(chain: Chain): void {
 }
 
 /**
- * Finishes or undoes a commit that a dead run left (the caller holds the chain's lock). Returns what it
- * did, for the log, or null when there was nothing to do.
+ * Finishes or undoes a commit or a prune's fold that a dead run left (the caller holds the chain's lock).
+ * Returns what it did, for the log, or null when there was nothing to do.
  */
 export function recoverCommit(chain: Chain): string | null {
   const r = readJournal(chain);
   if (!r) return null;
+  if (r.op === "fold") return recoverFold(chain, r);
   const ver = chain.readVersionFile() ?? 0;
   let done: string;
   if (ver === r.generation) {
@@ -70,28 +66,4 @@ export function recoverCommit(chain: Chain): string | null {
   }
   endCommit(chain);
   return done;
-}
-
-function readJournal(chain: Chain): CommitRecord | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(chain.journalPath, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw describeIoError(`reading ${chain.journalPath}`, err);
-  }
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(text);
-  } catch {
-    j = {};
-  }
-  const name = (f: unknown) => typeof f === "string" && f.startsWith(chain.name + ".") && !f.includes("/");
-  if (
-    j?.format !== FORMAT || j.op !== "backup" || !Number.isSafeInteger(j.generation) ||
-    !Number.isSafeInteger(j.previous) || !Array.isArray(j.files) || !j.files.every(name)
-  ) {
-    throw new IntegrityError(`${chain.journalPath}: not a blockdiff journal (corrupt)`);
-  }
-  return { generation: j.generation as number, previous: j.previous as number, files: j.files as string[] };
 }

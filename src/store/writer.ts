@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import type { Chain } from "./chain.ts";
 import { leftoversBeforeWrite, scanChain } from "./chain_state.ts";
+import { viewOf } from "./generations.ts";
 import { recoverCommit } from "./journal.ts";
 import { RunLock } from "./run_lock.ts";
 
@@ -24,7 +25,7 @@ export function openChainForWrite(
     const recovered = recoverCommit(chain);
     if (recovered) o.log(`${chain.name}: ${recovered}`);
     const state = scanChain(chain);
-    for (const p of leftoversBeforeWrite(chain, state)) {
+    for (const p of leftoversBeforeWrite(chain, state, viewOf(chain, state.version ?? 0))) {
       fs.rmSync(p, { force: true });
       o.log(`removed a leftover of an incomplete run: ${p}`);
     }

@@ -6,6 +6,7 @@ import { after, describe } from "node:test";
 import { EXIT } from "../../src/errors.ts";
 import { Chain } from "../../src/store/chain.ts";
 import { isChainFile, leftoversBeforeWrite, scanChain } from "../../src/store/chain_state.ts";
+import { viewOf } from "../../src/store/generations.ts";
 import { it, tempDir } from "../helpers.ts";
 
 describe("the chain's state against .ver", () => {
@@ -21,7 +22,12 @@ describe("the chain's state against .ver", () => {
     const chain = new Chain(path.join(dir, "c"));
     return {
       chain,
-      leftovers: () => leftoversBeforeWrite(chain, scanChain(chain)).map((p) => path.basename(p)),
+      leftovers: () => {
+        const state = scanChain(chain);
+        return leftoversBeforeWrite(chain, state, viewOf(chain, state.version ?? 0)).map((p) =>
+          path.basename(p)
+        );
+      },
     };
   };
   const refused = (f: () => unknown, why: RegExp) =>
@@ -67,7 +73,10 @@ describe("the chain's state against .ver", () => {
     for (const f of ["c.1", "c.1.md5", "c.ver", "c.lock", "c.journal", "c.5.zst", "c.2.json.tmp-7"]) {
       assert.ok(isChainFile(c.chain, path.join(dir, f)), f);
     }
-    for (const f of ["c.img", "c", "cc.1", "c.1.bak"]) assert.ok(!isChainFile(c.chain, path.join(dir, f)), f);
+    fs.writeFileSync(path.join(dir, "c.restored.img"), ""); // an existing file named like the chain
+    for (const f of ["c.img", "c", "cc.1", "c.1.bak", "c.restored.img"]) {
+      assert.ok(!isChainFile(c.chain, path.join(dir, f)), f);
+    }
     fs.linkSync(path.join(dir, "c.1"), path.join(dir, "hard.img"));
     fs.symlinkSync(path.join(dir, "c.1.md5"), path.join(root, "soft.img"));
     assert.ok(isChainFile(c.chain, path.join(dir, "hard.img")));

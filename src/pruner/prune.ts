@@ -1,0 +1,257 @@
+/**
+ * `prune`: the retention policy decides which of the chain's generations stay (policy.ts); each removed
+ * generation's blocks are folded into the next kept one (fold.ts), one kept generation at a time, each
+ * fold published on its own (store/fold_commit.ts). A removed first generation makes the next kept one
+ * the chain's new first (a full). Generation numbers do not change and `.ver` is not touched: the newest
+ * generation is always kept. The caller holds the chain's lock and has checked the chain.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type Compression, DEFAULT_LEVEL } from "../compress/codec.ts";
+import type { Parallelism } from "../engine/parallel.ts";
+import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
+import { type Manifest, MANIFEST_FORMAT } from "../format/manifest.ts";
+import type { Chain } from "../store/chain.ts";
+import { commitFold } from "../store/fold_commit.ts";
+import { type ChainView, readChainView } from "../store/generations.ts";
+import { VERSION } from "../version.ts";
+import { applyPolicy, type Decision, type RetentionPolicy } from "./policy.ts";
+import { type FoldedDiff, writeFold } from "./fold.ts";
+
+/** One kept generation and the removed ones (just before it) whose blocks it takes. */
+export interface FoldPlan {
+  into: number;
+  removes: number[];
+  /** `into` becomes the chain's first generation. */
+  first: boolean;
+  /** The inputs' diff files, in bytes: the estimate of the new diff's size. */
+  inputBytes: number;
+}
+
+export interface PrunePlan {
+  /** Every generation of the chain, newest first. */
+  decisions: Decision[];
+  /** Oldest first. */
+  folds: FoldPlan[];
+}
+
+export interface PruneResult {
+  plan: PrunePlan;
+  /** Bytes of chain files gone, less the new diffs' growth. */
+  bytesFreed: number;
+}
+
+export interface PruneOptions {
+  chain: Chain;
+  policy: RetentionPolicy;
+  par: Parallelism;
+  /** One line per fold done, for the log. */
+  log: (line: string) => void;
+  now?: Date;
+}
+
+/** What a prune by `policy` would do to the chain as it is now. */
+export function planPrune(
+  chain: Chain,
+  view: ChainView,
+  policy: RetentionPolicy,
+  now = new Date(),
+): PrunePlan {
+  const dated = view.members.map((generation) => ({ generation, time: finishedAt(chain, view, generation) }));
+  const decisions = applyPolicy(dated, policy, now);
+  const keep = new Set(decisions.filter((d) => d.keep).map((d) => d.generation));
+  const folds: FoldPlan[] = [];
+  let removed: number[] = [], keptBefore = false;
+  for (const g of view.members) {
+    if (!keep.has(g)) {
+      removed.push(g);
+      continue;
+    }
+    if (removed.length) {
+      const inputBytes = [...removed, g].reduce((n, r) => n + fileSize(chain.findDiff(r).path), 0);
+      folds.push({ into: g, removes: removed, first: !keptBefore, inputBytes });
+    }
+    removed = [];
+    keptBefore = true;
+  }
+  return { decisions, folds };
+}
+
+/** Carries a plan out (the caller holds the chain's lock); refuses first when the disk is too full. */
+export async function runPrune(o: PruneOptions, plan: PrunePlan): Promise<PruneResult> {
+  const { chain } = o;
+  checkFreeSpace(chain, plan);
+  const view = readChainView(chain);
+  const newest = chain.findDiff(view.version);
+  const compression = newest.compression;
+  const level = view.manifests.get(view.version)?.compressionLevel ?? DEFAULT_LEVEL[compression];
+  let bytesFreed = 0;
+  for (const f of plan.folds) {
+    const before = filesSize(chain, [...f.removes, f.into]);
+    const folded = await writeFold({
+      chain,
+      into: f.into,
+      inputs: [...f.removes, f.into],
+      first: f.first,
+      compression,
+      level,
+      par: o.par,
+    });
+    const manifest = await foldedManifest(chain, readChainView(chain), f, folded, { compression, level });
+    commitFold(chain, {
+      generation: f.into,
+      removes: f.removes,
+      staged: path.basename(folded.staged),
+      diffFile: path.basename(folded.final),
+      oldDiffFile: path.basename(chain.findDiff(f.into).path),
+      manifest,
+    });
+    const freed = before - filesSize(chain, [f.into]);
+    bytesFreed += freed;
+    o.log(
+      `pruned generation${f.removes.length > 1 ? "s" : ""} ${f.removes.join(", ")} of ${chain.name} into ` +
+        `generation ${f.into} (${folded.records} blocks in its diff now${
+          f.first ? ", the chain's first" : ""
+        }; ` +
+        `${freed} bytes freed)`,
+    );
+  }
+  return { plan, bytesFreed };
+}
+
+/** The manifest of the kept generation once its diff is the folded one. */
+async function foldedManifest(
+  chain: Chain,
+  view: ChainView,
+  f: FoldPlan,
+  folded: FoldedDiff,
+  c: { compression: Compression; level: number },
+): Promise<Manifest> {
+  const base = view.manifests.get(f.into) ?? await originalManifest(chain, view, f, folded);
+  const absorbed = new Set([...base.absorbed ?? [], ...f.removes]);
+  for (const r of f.removes) for (const a of view.manifests.get(r)?.absorbed ?? []) absorbed.add(a);
+  return {
+    ...base,
+    compression: c.compression,
+    compressionLevel: c.level,
+    diffFile: path.basename(folded.final),
+    blocksChanged: folded.records,
+    bytesWritten: folded.bytes,
+    diffSha256: folded.sha256,
+    absorbed: [...absorbed].sort((a, b) => a - b),
+    prunedAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * A manifest for a generation the original tools wrote (they wrote none): its digest's facts, its finish
+ * time from the digest file, and its size from its last block's length.
+ */
+async function originalManifest(
+  chain: Chain,
+  view: ChainView,
+  f: FoldPlan,
+  folded: FoldedDiff,
+): Promise<Manifest> {
+  const digestPath = chain.digestPath(f.into);
+  const digest = await chain.openDigest(f.into);
+  await digest.cursor.close();
+  const n = digest.blocks, bs = digest.blocksize;
+  const last = n === 0 ? 0 : folded.lastBlockLength ?? await lastBlockLength(chain, view, f, n);
+  const finished = fs.statSync(digestPath).mtime.toISOString();
+  return {
+    format: MANIFEST_FORMAT,
+    toolVersion: VERSION,
+    name: chain.name,
+    generation: f.into,
+    source: "(written by the original blockdiff)",
+    sourceSize: n === 0 ? 0 : (n - 1) * bs + last,
+    blocksize: bs,
+    blocks: n,
+    compression: "none",
+    compressionLevel: 0,
+    diffFile: "",
+    digestFile: path.basename(digestPath),
+    startedAt: finished,
+    finishedAt: finished,
+    blocksRead: n,
+    blocksChanged: 0,
+    bytesWritten: 0,
+    diffSha256: "",
+    digestSha256: sha256Of(digestPath),
+    mysql: null,
+  };
+}
+
+/**
+ * The length of block `n - 1` (the last) of generation `f.into` when its folded diff does not hold it:
+ * the block is then unchanged since the generation kept before, in whose chain it is the newest record.
+ */
+async function lastBlockLength(chain: Chain, view: ChainView, f: FoldPlan, n: number): Promise<number> {
+  const before = view.members.filter((g) => g < f.removes[0]).reverse();
+  for (const g of before) {
+    const diff = await chain.openDiff(g);
+    try {
+      let len: number | null = null;
+      for (let rec = await diff.next(); rec !== null; rec = await diff.next()) {
+        if (rec.index === n - 1) len = rec.data.length;
+      }
+      if (len !== null) return len;
+    } finally {
+      await diff.close();
+    }
+  }
+  throw new IntegrityError(`block ${n - 1} of generation ${f.into} is in no generation of ${chain.name}`);
+}
+
+/** When generation `g`'s backup finished: its manifest's time, or its digest file's (original tools). */
+function finishedAt(chain: Chain, view: ChainView, g: number): Date {
+  const m = view.manifests.get(g);
+  if (m) return new Date(m.finishedAt);
+  try {
+    return fs.statSync(chain.digestPath(g)).mtime;
+  } catch (err) {
+    throw describeIoError(`generation ${g}: ${chain.digestPath(g)}`, err);
+  }
+}
+
+/** The largest fold's new diff must fit beside the chain (estimated by its inputs' size). */
+function checkFreeSpace(chain: Chain, plan: PrunePlan): void {
+  const largest = plan.folds.reduce<FoldPlan | null>(
+    (a, f) => !a || f.inputBytes > a.inputBytes ? f : a,
+    null,
+  );
+  if (!largest) return;
+  let free: number;
+  try {
+    const s = fs.statfsSync(chain.dir);
+    free = s.bavail * s.bsize;
+  } catch (err) {
+    throw describeIoError(`checking the free space in ${chain.dir}`, err);
+  }
+  if (free < largest.inputBytes) {
+    throw new BlockdiffError(
+      `not enough free space in ${chain.dir} to prune ${chain.name}: the new diff of generation ` +
+        `${largest.into} may take up to ${largest.inputBytes} bytes, ${free} are free; nothing was changed`,
+    );
+  }
+}
+
+function filesSize(chain: Chain, gens: number[]): number {
+  return gens.flatMap((g) => chain.generationPaths(g)).reduce((n, p) => n + fileSize(p), 0);
+}
+
+function fileSize(p: string): number {
+  try {
+    return fs.statSync(p).size;
+  } catch {
+    return 0;
+  }
+}
+
+function sha256Of(p: string): string {
+  const hash = createHash("sha256");
+  hash.update(fs.readFileSync(p));
+  return hash.digest("hex");
+}
