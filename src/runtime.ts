@@ -25,6 +25,12 @@ export const writesReportPartialCount = !isDeno;
  */
 export const exclusiveDeviceFlag = isDeno ? 0 : fs.constants.O_EXCL;
 
+/**
+ * Whether a worker thread can use a descriptor the main thread opened. Deno's node:fs only knows the
+ * descriptors its own thread opened (EBADF in a worker), Bun's are the process's.
+ */
+export const workersShareDescriptors = !isDeno;
+
 /** True inside a `bun build --compile` binary. */
 export function isCompiledBinary(): boolean {
   return (process.argv[1] ?? "").startsWith("/$bunfs/") || import.meta.url.includes("/$bunfs/");
@@ -93,6 +99,68 @@ export function openInheritedFd(fd: 5 | 6, mode: "r" | "w"): number | null {
 export function moduleUrl(fromRoot: string): URL {
   if (isCompiledBinary()) return new URL(fromRoot, "file:///$bunfs/root/");
   return new URL(`../${fromRoot}`, import.meta.url);
+}
+
+/** What a program tells the kernel about how it reads a file (posix_fadvise). */
+export type FileAdvice = "random" | "willneed" | "dontneed";
+const ADVICE: Record<FileAdvice, number> = { random: 1, willneed: 3, dontneed: 4 };
+
+/** The page cache's side of reading a file, which node:fs lacks. */
+export interface PageCache {
+  /** posix_fadvise on `length` bytes from `offset` (0, 0: the whole file). A hint: what is read stays. */
+  advise(fd: number, advice: FileAdvice, offset?: number, length?: number): void;
+  /** The share of a file's pages in the page cache (cachestat(2), Linux 6.5), or null when unknown. */
+  cachedShare(fd: number, size: number): number | null;
+}
+
+let pageCacheCalls: Promise<PageCache> | null = null;
+
+/**
+ * The page cache's calls through the runtime's FFI to libc (Bun's bun:ffi, Deno's Deno.dlopen); where libc
+ * cannot be loaded, advice does nothing and the cached share is unknown.
+ */
+export function pageCache(): Promise<PageCache> {
+  pageCacheCalls ??= loadPageCache().catch(() => NO_PAGE_CACHE);
+  return pageCacheCalls;
+}
+
+const NO_PAGE_CACHE: PageCache = { advise: () => {}, cachedShare: () => null };
+const SYS_CACHESTAT = 451; // x86-64
+
+async function loadPageCache(): Promise<PageCache> {
+  let fadvise: (fd: number, offset: number, length: number, advice: number) => number;
+  let cachestat: (fd: number, range: BigUint64Array, out: BigUint64Array) => number;
+  if (isBun) {
+    const ffi = await import(["bun", "ffi"].join(":")); // not a specifier Deno's type check resolves
+    const lib = ffi.dlopen("libc.so.6", {
+      posix_fadvise: { args: ["i32", "i64", "i64", "i32"], returns: "i32" },
+      syscall: { args: ["i64", "i32", "ptr", "ptr", "i32"], returns: "i64" },
+    });
+    fadvise = (fd, offset, length, advice) => lib.symbols.posix_fadvise(fd, offset, length, advice);
+    cachestat = (fd, range, out) => Number(lib.symbols.syscall(SYS_CACHESTAT, fd, range, out, 0));
+  } else if (isDeno) {
+    const deno = (globalThis as unknown as { Deno: typeof Deno }).Deno;
+    const lib = deno.dlopen(
+      "libc.so.6",
+      {
+        posix_fadvise: { parameters: ["i32", "i64", "i64", "i32"], result: "i32" },
+        syscall: { parameters: ["i64", "i32", "buffer", "buffer", "i32"], result: "i64" },
+      } as const,
+    );
+    fadvise = (fd, offset, length, advice) =>
+      lib.symbols.posix_fadvise(fd, BigInt(offset), BigInt(length), advice);
+    cachestat = (fd, range, out) => Number(lib.symbols.syscall(BigInt(SYS_CACHESTAT), fd, range, out, 0));
+  } else return NO_PAGE_CACHE;
+  if (process.arch !== "x64") cachestat = () => -1;
+  return {
+    advise: (fd, advice, offset = 0, length = 0) => void fadvise(fd, offset, length, ADVICE[advice]),
+    cachedShare: (fd, size) => {
+      if (size === 0) return 1;
+      const out = new BigUint64Array(5); // nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted
+      if (cachestat(fd, new BigUint64Array([0n, 0n]), out) !== 0) return null;
+      return Math.min(1, (Number(out[0]) * 4096) / size);
+    },
+  };
 }
 
 let garbage = 0;

@@ -134,6 +134,25 @@ for (const t of targets()) {
       assert.equal((await run(t, ["verify", "c"], { cwd: dir })).code, 0);
     });
 
+    it("a block device gets every block written, zero blocks too (no holes there)", async (ctx) => {
+      const zeros = Buffer.alloc(64 * BS);
+      pseudoRandom(BS, 5).copy(zeros, 10 * BS);
+      fs.writeFileSync(path.join(dir, "zeros.img"), zeros);
+      const b = await run(t, ["backup", "z", "zeros.img", "--block-size", String(BS)], { cwd: dir });
+      assert.equal(b.code, 0, b.stderr);
+      const backing = path.join(dir, "ff.img");
+      fs.writeFileSync(backing, Buffer.alloc(1 << 20, 0xff));
+      const dev = loopDevice(backing);
+      if (!dev) return ctx.skip("no loop devices (not root?)");
+      try {
+        const r = await run(t, ["restore", "z", dev.dev], { cwd: dir });
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(fs.readFileSync(backing).subarray(0, zeros.length).equals(zeros));
+      } finally {
+        dev.detach();
+      }
+    });
+
     it("security: a block device that is mounted, holds a mounted partition or is active swap is refused", async (ctx) => {
       const backing = path.join(dir, "disk.img");
       fs.writeFileSync(backing, Buffer.alloc(8 << 20));

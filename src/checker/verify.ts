@@ -5,6 +5,8 @@
  * fields and SHA-256 sums match the files.
  */
 import { createHash, type Hash } from "node:crypto";
+import * as fs from "node:fs";
+import { Progress } from "../display/progress.ts";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
 import { sameDigest } from "../format/digest_cursor.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
@@ -37,14 +39,19 @@ export async function verifyChain(o: VerifyOptions): Promise<GenerationCheck[]> 
   const last = resolveGeneration(chain, view, o.upTo);
   const results: GenerationCheck[] = [];
   let firstBad: number | null = null;
-  for (const g of view.members.filter((g) => g <= last)) {
+  const members = view.members.filter((g) => g <= last);
+  const progress = new Progress(`verify ${chain.name}`, diffBytes(chain, members));
+  let read = 0;
+  const batches = new Map<number, RecordBatch>(); // by block size
+  const counted = (b: Uint8Array) => progress.update(read += b.length);
+  for (const g of members) {
     let r: GenerationCheck;
     try {
       const files = await openStable(chain, (now) => {
         if (!now.members.includes(g)) throw new PrunedMeanwhile(now.absorbedBy.get(g));
-        return openCheckFiles(chain, g, previousMember(now, g));
+        return openCheckFiles(chain, g, previousMember(now, g), counted);
       });
-      const detail = await checkGeneration(files, hasher);
+      const detail = await checkGeneration(files, hasher, batches);
       // its own files check out, but restoring it goes through every generation before it
       r = firstBad === null ? { generation: g, ok: true, detail } : {
         generation: g,
@@ -55,6 +62,7 @@ export async function verifyChain(o: VerifyOptions): Promise<GenerationCheck[]> 
       if (err instanceof PrunedMeanwhile) {
         r = { generation: g, ok: true, detail: err.message };
         results.push(r);
+        progress.end();
         onResult(r);
         continue;
       }
@@ -63,9 +71,20 @@ export async function verifyChain(o: VerifyOptions): Promise<GenerationCheck[]> 
     }
     firstBad ??= r.ok ? null : g;
     results.push(r);
+    progress.end(); // the line is drawn again on the next update
     onResult(r);
   }
+  progress.end();
   return results;
+}
+
+/** The bytes of the members' diff files, for the progress line (null when one cannot be found). */
+function diffBytes(chain: Chain, members: number[]): number | null {
+  try {
+    return members.reduce((n, g) => n + fs.statSync(chain.findDiff(g).path).size, 0);
+  } catch {
+    return null;
+  }
 }
 
 /** A prune removed the generation while verify ran: nothing to check any more. */
@@ -103,7 +122,12 @@ interface CheckFiles {
   close(): Promise<void>;
 }
 
-async function openCheckFiles(chain: Chain, g: number, previous: number | null): Promise<CheckFiles> {
+async function openCheckFiles(
+  chain: Chain,
+  g: number,
+  previous: number | null,
+  onRaw: (b: Uint8Array) => void = () => {},
+): Promise<CheckFiles> {
   const digestSha = createHash("sha256"), diffSha = createHash("sha256");
   let cur: OpenDigest | null = null, prev: OpenDigest | null = null, diff: DiffReader | null = null;
   const close = async () => {
@@ -115,7 +139,10 @@ async function openCheckFiles(chain: Chain, g: number, previous: number | null):
     const manifest = chain.readManifest(g);
     cur = await chain.openDigest(g, (b) => digestSha.update(b));
     prev = previous !== null ? await chain.openDigest(previous) : null;
-    diff = await chain.openDiff(g, (b) => diffSha.update(b));
+    diff = await chain.openDiff(g, (b) => {
+      diffSha.update(b);
+      onRaw(b);
+    });
     const fold = foldInProgress(chain); // read after the diff was opened: see checkGeneration
     return {
       generation: g,
@@ -136,7 +163,11 @@ async function openCheckFiles(chain: Chain, g: number, previous: number | null):
   }
 }
 
-async function checkGeneration(f: CheckFiles, hasher: BlockHasher): Promise<string> {
+async function checkGeneration(
+  f: CheckFiles,
+  hasher: BlockHasher,
+  batches = new Map<number, RecordBatch>(),
+): Promise<string> {
   const { cur, prev, diff } = f;
   try {
     const bs = cur.blocksize;
@@ -149,7 +180,8 @@ async function checkGeneration(f: CheckFiles, hasher: BlockHasher): Promise<stri
       );
     }
     const n = cur.blocks, nPrev = prev?.blocks ?? 0;
-    const batch = new RecordBatch(bs, hasher, diff.what);
+    const batch = batches.get(bs)?.reuse(diff.what) ?? new RecordBatch(bs, hasher, diff.what);
+    batches.set(bs, batch);
     let next = 0, records = 0, lastLen = -1;
     const checkUnchanged = async (upTo: number) => {
       for (; next < upTo; next++) {

@@ -67,7 +67,7 @@ async function prune(args: ParsedArgs, log: RunLog): Promise<number> {
     return 0;
   }
   const writer = openChainForWrite(chain, { command: "prune", log: (l) => log.info(l) });
-  const par = createParallelism();
+  const par = createParallelism(undefined, { readsAndWrites: true });
   try {
     const result = await pruneLocked({ chain, policy, log, par });
     report({ chain, json, dryRun: false, ...result });

@@ -48,7 +48,7 @@ async function repair(args: Parameters<Command["run"]>[0], log: RunLog): Promise
   const chain = new Chain(name);
   const dryRun = args.opts.has("dry-run"), json = args.opts.has("json");
   const lock = dryRun ? null : RunLock.acquire(chain.lockPath, `chain ${chain.path("")}`, "repair");
-  const par = createParallelism();
+  const par = createParallelism(undefined, { readsAndWrites: true });
   try {
     if (lock) {
       try {

@@ -8,7 +8,7 @@ import { expectPositionals, intOpt } from "./args.ts";
 import { type Command, GENERATION_OPTION, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
 
-const USAGE = "blockdiff restore NAME TARGET|- [--generation K] [--force] [--json]";
+const USAGE = "blockdiff restore NAME TARGET|- [--generation K] [--force] [--no-sparse] [--json]";
 
 export const restoreCommand: Command = {
   name: "restore",
@@ -16,8 +16,10 @@ export const restoreCommand: Command = {
   help: `usage: ${USAGE}
 
 Rebuilds generation K (default: the last complete one) of chain NAME in one pass over the chain's
-generations up to K (1..K, less those a prune removed): each block is taken from the newest generation
-holding it, checked against generation K's digest, and written once. The image gets the recorded size.
+generations up to K (1..K, less those a prune removed): each block is read once, from the newest generation
+holding it (found from the digests, so blocks later generations replaced are not read), checked against
+generation K's digest, and written once. The image gets the recorded size; in a new file, blocks of zeros
+are left as holes (a sparse file) unless --no-sparse is given.
 
 TARGET   a new file: written as TARGET.tmp-PID and renamed to TARGET only when every block checked out
          an existing regular file: replaced the same way, only with --force
@@ -30,6 +32,7 @@ TARGET   a new file: written as TARGET.tmp-PID and renamed to TARGET only when e
 options:
   -g, --generation K    generation to restore (default: the last)
   -f, --force           replace TARGET if it is an existing regular file
+  --no-sparse           write the zero blocks of a file too (allocate the whole image)
   --json                print a JSON summary on stdout (not with TARGET -)
   -h, --help            this help
 
@@ -37,20 +40,25 @@ examples:
   blockdiff restore /backup/db /restore/db.img
   blockdiff restore /backup/db-202611 /dev/vg0/restore --generation 12
   blockdiff restore /backup/db - | ssh root@db2 'dd of=/dev/vg0/mysql bs=1M'`,
-  options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION, { name: "force", short: "f", kind: "flag" }],
+  options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION, { name: "force", short: "f", kind: "flag" }, {
+    name: "no-sparse",
+    kind: "flag",
+  }],
   async run(args) {
     const [name, target] = expectPositionals(args, 2, 2, USAGE);
     if (args.opts.has("json") && isStdout(target)) {
       throw new UsageError("restore: --json cannot go with TARGET - (standard output carries the image)");
     }
     const generation = intOpt(args, "generation");
-    const par = createParallelism();
+    const par = createParallelism(undefined, { readsAndWrites: true });
     const s = await runRestore({
       chain: new Chain(name),
       generation,
       target,
       force: args.opts.has("force"),
+      sparse: !args.opts.has("no-sparse"),
       hasher: par.hasher,
+      writeRuns: par.writeRuns,
     }).finally(() => par.close());
     if (args.opts.has("json")) printJson({ ok: true, target, ...s });
     note(

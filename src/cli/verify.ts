@@ -27,7 +27,7 @@ example:
   async run(args) {
     const [name] = expectPositionals(args, 1, 1, "blockdiff verify NAME [--generation K]");
     const json = args.opts.has("json");
-    const par = createParallelism();
+    const par = createParallelism(undefined, { readsAndWrites: true });
     const results = await verifyChain({
       chain: new Chain(name),
       upTo: intOpt(args, "generation"),

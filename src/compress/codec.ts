@@ -76,12 +76,14 @@ export function compressInto(
 
 /**
  * An opened (possibly compressed) file as a stream of uncompressed bytes, read through its descriptor
- * whatever happens to its name; `onRaw` sees the file's bytes.
+ * whatever happens to its name; `onRaw` sees the file's bytes. `bufferBytes` sizes the reads and the
+ * decompressor's output chunks (less for many streams open at once).
  */
 export function openDecompressed(
   { fd, path }: { fd: number; path: string },
   kind: Compression,
   onRaw: (chunk: Uint8Array) => void = () => {},
+  bufferBytes = 1 << 20,
 ): ByteSource {
   if (kind === "none") {
     const src = new FdSource(fd);
@@ -92,9 +94,9 @@ export function openDecompressed(
         return n;
       },
       close: () => src.close(),
-    });
+    }, bufferBytes);
   }
-  const raw = fs.createReadStream(path, { fd, highWaterMark: 1 << 20 });
+  const raw = fs.createReadStream(path, { fd, highWaterMark: bufferBytes });
   const tap = new Transform({
     transform(chunk, _enc, cb) {
       onRaw(chunk);
@@ -103,17 +105,17 @@ export function openDecompressed(
   });
   raw.on("error", (err) => tap.destroy(err));
   raw.pipe(tap);
-  return decompressStream(tap, kind);
+  return decompressStream(tap, kind, Math.min(bufferBytes, 256 * 1024));
 }
 
-/** Uncompressed bytes of a compressed readable stream. */
-export function decompressStream(input: Readable, kind: Compression): ByteSource {
+/** Uncompressed bytes of a compressed readable stream (gzip in chunks of `chunkBytes`). */
+export function decompressStream(input: Readable, kind: Compression, chunkBytes = 256 * 1024): ByteSource {
   switch (kind) {
     case "none":
       return new StreamSource(input, () => void input.destroy());
     case "gzip":
     case "zstd": {
-      const z = kind === "gzip" ? zlib.createGunzip({ chunkSize: 256 * 1024 }) : new ZstdFrameDecompress();
+      const z = kind === "gzip" ? zlib.createGunzip({ chunkSize: chunkBytes }) : new ZstdFrameDecompress();
       input.on("error", (err) => z.destroy(err));
       input.pipe(z);
       return new StreamSource(z, () => {

@@ -7,16 +7,30 @@ import process from "node:process";
 import { compressPiece, type PieceCompressor } from "../compress/piece.ts";
 import { type BlockHasher, hashBlocksSync, SharedParts } from "./hasher.ts";
 import { WorkerPool } from "./worker_pool.ts";
+import { writeAtSync } from "../io/positioned_write.ts";
+import { workersShareDescriptors } from "../runtime.ts";
+
+/** Writes runs ([offset in `buf`, length, file position]) of a shared buffer to `fd`, off the main thread. */
+export type RunWriter = (fd: number, buf: Uint8Array, runs: [number, number, number][]) => Promise<void>;
 
 export interface Parallelism {
   hasher: BlockHasher;
   compress: PieceCompressor;
+  writeRuns: RunWriter;
   /** Worker threads in use (0: main thread only). */
   threads: number;
   close(): Promise<void>;
 }
 
-export function createParallelism(threads = threadsFromEnv()): Parallelism {
+/**
+ * `readsAndWrites`: the main thread's own work is reading and writing (restore, verify, prune: nothing to
+ * compress), so every worker hashes and the main thread hashes nothing (restore 1.57-1.76 -> 1.47-1.60 s
+ * for a 1 GiB image, docs/performance.md).
+ */
+export function createParallelism(
+  threads = threadsFromEnv(),
+  o: { readsAndWrites?: boolean } = {},
+): Parallelism {
   if (threads === 0) {
     return {
       hasher: {
@@ -24,6 +38,7 @@ export function createParallelism(threads = threadsFromEnv()): Parallelism {
         close: () => Promise.resolve(),
       },
       compress: (kind, level, data) => Promise.resolve(compressPiece(kind, level, data)),
+      writeRuns: (fd, buf, runs) => Promise.resolve(writeRunsSync(fd, buf, runs)),
       threads: 0,
       close: () => Promise.resolve(),
     };
@@ -31,7 +46,9 @@ export function createParallelism(threads = threadsFromEnv()): Parallelism {
   const pool = new WorkerPool(threads);
   const spare: ArrayBuffer[] = []; // input buffers handed back by the workers
   return {
-    hasher: new PoolHasher(pool),
+    hasher: o.readsAndWrites
+      ? new PoolHasher(pool, { helpers: pool.size, mainHashes: false })
+      : new PoolHasher(pool, { helpers: Math.max(1, pool.size - 1), mainHashes: true }),
     compress: async (kind, level, data) => {
       // The task may wait in the queue while the caller reuses `data`: send a copy, transferred (not cloned),
       // in a buffer a worker handed back when there is one of the right size.
@@ -43,9 +60,20 @@ export function createParallelism(threads = threadsFromEnv()): Parallelism {
       if (r.input && spare.length < 4) spare.push(r.input.buffer as ArrayBuffer);
       return r.data!;
     },
+    writeRuns: async (fd, buf, runs) => {
+      if (!workersShareDescriptors || !(buf.buffer instanceof SharedArrayBuffer)) {
+        return writeRunsSync(fd, buf, runs);
+      }
+      const at = buf.byteOffset;
+      await pool.run({ op: "write", fd, buf: buf.buffer, runs: runs.map(([o, n, p]) => [at + o, n, p]) });
+    },
     threads: pool.size,
     close: () => pool.close(),
   };
+}
+
+function writeRunsSync(fd: number, buf: Uint8Array, runs: [number, number, number][]): void {
+  for (const [at, len, position] of runs) writeAtSync(fd, buf.subarray(at, at + len), position);
 }
 
 function threadsFromEnv(): number {
@@ -57,14 +85,19 @@ function threadsFromEnv(): number {
 const PART_BYTES = 256 * 1024;
 
 /**
- * Hashes a chunk on the main thread and size-1 workers (at least one; on two cores that beat two workers and
- * an idle main thread), each taking the next unclaimed part (SharedParts). A worker still compressing the
+ * Hashes a chunk on `helpers` workers and, for a dump, the main thread (with size-1 workers, at least one:
+ * on two cores that beat two workers and an idle main thread), each taking the next unclaimed part (SharedParts). A worker still compressing the
  * previous chunk joins late or not at all instead of holding the chunk up, and the main thread lets its
  * event loop run after each part, so that finished pieces are collected and the next ones handed out while
  * it hashes (docs/performance.md has the figures). Small or unshared inputs are hashed inline.
  */
 class PoolHasher implements BlockHasher {
-  constructor(private readonly pool: WorkerPool) {}
+  readonly helpers: number;
+  readonly mainHashes: boolean;
+  constructor(private readonly pool: WorkerPool, o: { helpers: number; mainHashes: boolean }) {
+    this.helpers = o.helpers;
+    this.mainHashes = o.mainHashes;
+  }
 
   async hashBlocks(buf: Uint8Array, len: number, blocksize: number, out: Uint8Array): Promise<void> {
     const blocks = Math.ceil(len / blocksize);
@@ -84,7 +117,7 @@ class PoolHasher implements BlockHasher {
       partBlocks,
     );
     const helping = new Set<Promise<unknown>>();
-    for (let k = 0; k < Math.max(1, this.pool.size - 1); k++) {
+    for (let k = 0; k < this.helpers; k++) {
       const task = {
         op: "md5" as const,
         buf: buf.buffer,
@@ -96,11 +129,12 @@ class PoolHasher implements BlockHasher {
         ctl: shared.ctl.buffer as SharedArrayBuffer,
         partBlocks,
       };
-      const p = this.pool.run(task, [], { spawn: false }); // a second worker only for compression
+      // a dump starts a second worker only for compression
+      const p = this.pool.run(task, [], { spawn: this.helpers === this.pool.size });
       helping.add(p);
       p.then(() => helping.delete(p), () => {}); // a helper that starts late finds nothing left to claim
     }
-    while (shared.hashNext()) await new Promise((resolve) => setImmediate(resolve));
+    while (this.mainHashes && shared.hashNext()) await new Promise((resolve) => setImmediate(resolve));
     // Parts still being hashed belong to helpers that are running: each replies when it has finished them.
     while (shared.done < shared.parts) {
       if (!helping.size) throw new Error("hashing: parts left unfinished by the workers");

@@ -31,9 +31,9 @@ export class RecordBatch {
   #failed = false;
 
   constructor(
-    private readonly bs: number,
+    readonly bs: number,
     private readonly hasher: BlockHasher,
-    private readonly what: string,
+    private what: string,
   ) {
     this.#cap = Math.max(1, Math.floor(BATCH_BYTES / bs));
     this.#slots = [0, 1].map(() => ({
@@ -43,6 +43,23 @@ export class RecordBatch {
       index: [],
       len: 0,
     }));
+  }
+
+  /**
+   * The same buffers for the records of another file (`what`), once `finish` returned or threw: verify
+   * checks a thousand generations without a thousand pairs of shared buffers, which the worker threads
+   * would keep until their own collections.
+   */
+  reuse(what: string): this {
+    this.what = what;
+    this.#cur = 0;
+    this.#pending = null;
+    this.#failed = false;
+    for (const s of this.#slots) {
+      s.index.length = 0;
+      s.len = 0;
+    }
+    return this;
   }
 
   /** Copies a record and the digest it must have; hands a full batch to the hasher. */

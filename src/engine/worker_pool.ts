@@ -1,6 +1,6 @@
 /**
  * A small pool of worker threads (one per core, at most `max`, started as needed): block hashing over
- * SharedArrayBuffers and compression of independent pieces. Tasks queue in order; each idle worker takes the
+ * SharedArrayBuffers, compression of independent pieces, and positioned writes of a shared buffer. Tasks queue in order; each idle worker takes the
  * next.
  */
 import * as os from "node:os";
@@ -24,7 +24,15 @@ export type TaskMessage =
     ctl: SharedArrayBuffer;
     partBlocks: number;
   }
-  | { id: number; op: "compress"; kind: "gzip" | "zstd"; level: number; data: Uint8Array };
+  | { id: number; op: "compress"; kind: "gzip" | "zstd"; level: number; data: Uint8Array }
+  | {
+    id: number;
+    op: "write";
+    fd: number;
+    buf: SharedArrayBuffer;
+    /** [offset in buf, length, file position] of each run to write. */
+    runs: [number, number, number][];
+  };
 
 type Task = TaskMessage extends infer T ? T extends unknown ? Omit<T, "id"> : never : never;
 
@@ -34,6 +42,8 @@ interface Reply {
   /** A compress task's input buffer, handed back for reuse. */
   input?: Uint8Array;
   error?: string;
+  /** The errno code of a failed system call (ENOSPC...). */
+  code?: string;
 }
 
 interface Pending {
@@ -98,7 +108,9 @@ export class WorkerPool {
     this.#running.delete(r.id);
     w.unref();
     this.#idle.push(w);
-    if (p) r.error ? p.reject(new Error(`worker: ${r.error}`)) : p.resolve(r);
+    if (p) {
+      r.error ? p.reject(Object.assign(new Error(`worker: ${r.error}`), { code: r.code })) : p.resolve(r);
+    }
     this.#dispatch();
   }
 

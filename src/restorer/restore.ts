@@ -1,23 +1,26 @@
 /**
- * Restore generation K in one pass: every block from the newest generation that holds it, verified against
- * generation K's digest before it is written. A regular-file target is written under a temporary name and
- * renamed only when the whole image checked out; a block device is written in place.
+ * Restore generation K in one pass: every block read once, from the newest generation that holds it (the
+ * plan, from the digests: plan.ts), verified against generation K's digest before it is written. A
+ * regular-file target is written under a temporary name and renamed only when the whole image checked out
+ * (zero blocks left as holes unless told otherwise); a block device is written in place.
  */
-import { noteGarbage } from "../runtime.ts";
 import { createHash, type Hash } from "node:crypto";
+import * as fs from "node:fs";
 import { onCleanup } from "../cleanup.ts";
+import { pageCache } from "../runtime.ts";
 import type { BlockHasher } from "../engine/hasher.ts";
+import type { RunWriter } from "../engine/parallel.ts";
 import { sharedBytes } from "../io/bytes.ts";
-import { describeIoError, IntegrityError } from "../errors.ts";
-import { DIGEST_SIZE } from "../format/digest.ts";
+import { IntegrityError } from "../errors.ts";
+import { decodeBlocksize, DIGEST_SIZE } from "../format/digest.ts";
 import { sameDigestAt } from "../format/digest_cursor.ts";
-import type { DiffReader } from "../format/diff.ts";
-import { FdWritable, streamFinished, writeConsumed } from "../io/sink.ts";
 import { Progress } from "../display/progress.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
 import { type ChainView, openStable, resolveGeneration } from "../store/generations.ts";
-import { ChainMerger } from "./chain_merger.ts";
+import { ChainBlocks, type OpenedDiff } from "./chain_blocks.ts";
+import { ImageWriter } from "./image_writer.ts";
+import { planRestore } from "./plan.ts";
 import { openRestoreTarget, type RestoreTarget } from "./target.ts";
 
 export interface RestoreOptions {
@@ -27,7 +30,11 @@ export interface RestoreOptions {
   target: string;
   /** Replace an existing regular file. */
   force: boolean;
+  /** A new file leaves zero blocks as holes (`--no-sparse`: written). */
+  sparse: boolean;
   hasher: BlockHasher;
+  /** Where the image's chunks are written from (a worker). */
+  writeRuns: RunWriter;
 }
 
 export interface RestoreSummary {
@@ -39,17 +46,22 @@ export interface RestoreSummary {
 }
 
 const CHUNK_BYTES = 2 << 20;
-/** Chunks in flight: one being merged, one hashed, one written. */
+/** Chunks in flight: one being read, one hashed, one written. */
 const SLOTS = 3;
+/** Surviving blocks of compressed diffs read into memory first, so that their streams close (chain_blocks.ts). */
+const PRELOAD_BYTES = 32 << 20;
+/** How many chunks ahead of the one being read the kernel is asked to read (16 MiB). */
+const PREFETCH = 8;
 
 export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
   const { chain } = o;
   const started = Date.now();
-  const { generation: gen, manifest, digest, digestSha, readers, close } = await openStable(
+  const { generation: gen, manifest, digest, digestSha, blocks, close } = await openStable(
     chain,
     (view) => openGenerations(chain, view, o.generation),
   );
   let out: RestoreTarget | null = null;
+  let writer: ImageWriter | null = null;
   const unregister = onCleanup(() => out?.abort());
   try {
     out = await openRestoreTarget({
@@ -58,22 +70,17 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
       size: manifest?.sourceSize ?? null,
       chain,
     });
-    const merger = await ChainMerger.open(readers);
+    if (!o.sparse) out.holes = false;
+    writer = new ImageWriter(out, o.target, o.writeRuns);
     const progress = new Progress(`restore ${chain.name}.${gen}`, manifest?.sourceSize ?? null);
-    // in order; disk writing started on the way, fsync at the end (like backup's files)
-    const sink = new FdWritable(out.fd, { sync: out.sync, hash: false });
-    const synced = streamFinished(sink); // also takes the stream's errors, which the writes report
-    synced.catch(() => {}); // awaited below, unless the run fails first
     let size = 0, written = 0;
     try {
       size = await restoreBlocks({
-        merger,
+        blocks,
         digest,
         hasher: o.hasher,
-        write: async (bytes) => {
-          await writeConsumed(sink, bytes).catch((err) => {
-            throw describeIoError(`writing ${o.target}`, err);
-          });
+        write: async (bytes, position, zero) => {
+          await writer!.write(bytes, position, { blocksize: digest.blocksize, zero });
           progress.update(written += bytes.length);
         },
         mismatch: (index) =>
@@ -83,7 +90,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
     } finally {
       progress.end();
     }
-    merger.checkNewestEnds(digest.blocks);
+    await blocks.checkNewestEnds();
     await digest.cursor.drain();
     if (manifest) {
       if (manifest.sourceSize !== size) {
@@ -95,10 +102,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
         throw new IntegrityError(`${chain.digestPath(gen)}: SHA-256 differs from its manifest`);
       }
     }
-    sink.end();
-    await synced.catch((err) => {
-      throw describeIoError(`syncing ${o.target}`, err);
-    });
+    await writer.finish();
     out.finish();
     const inPlace = out.inPlace;
     out = null;
@@ -110,6 +114,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
       elapsedMs: Date.now() - started,
     };
   } catch (err) {
+    await writer?.settle(); // no write may still run when the target is closed or removed
     out?.abort();
     throw err;
   } finally {
@@ -124,12 +129,15 @@ interface OpenedGenerations {
   digest: OpenDigest;
   /** Of the digest file's bytes, as they are read. */
   digestSha: Hash;
-  /** The diffs of the chain's members up to `generation`, oldest first. */
-  readers: DiffReader[];
+  /** The blocks of the image, from the diffs of the chain's members up to `generation`. */
+  blocks: ChainBlocks;
   close(): Promise<void>;
 }
 
-/** Generation `requested`'s digest and manifest and the diffs it is rebuilt from, opened. */
+/**
+ * Generation `requested`'s digest and manifest, the plan of where each block comes from (restorer/plan.ts),
+ * and the diffs it names, opened: only those that hold a block of the image.
+ */
 async function openGenerations(
   chain: Chain,
   view: ChainView,
@@ -137,10 +145,12 @@ async function openGenerations(
 ): Promise<OpenedGenerations> {
   const generation = resolveGeneration(chain, view, requested);
   const digestSha = createHash("sha256");
-  const readers: DiffReader[] = [];
+  const diffs: (OpenedDiff | null)[] = [];
   let digest: OpenDigest | null = null;
+  let blocks: ChainBlocks | null = null;
   const close = async () => {
-    for (const r of readers) await r.close().catch(() => {});
+    if (blocks) await blocks.close();
+    else for (const d of diffs) if (d) fs.closeSync(d.fd);
     await digest?.cursor.close();
   };
   try {
@@ -153,36 +163,55 @@ async function openGenerations(
           `the digest file has ${digest.blocks} of ${bs}`,
       );
     }
-    for (const g of view.members.filter((g) => g <= generation)) {
-      const r = await chain.openDiff(g);
-      readers.push(r);
-      if (r.blocksize !== bs) {
-        throw new IntegrityError(`${r.what}: block size ${r.blocksize} differs from the chain's ${bs}`);
+    const members = view.members.filter((g) => g <= generation);
+    const plan = planRestore(members.map((g) => ({ generation: g, digestPath: chain.digestPath(g) })), bs);
+    for (const [m, g] of members.entries()) {
+      if (plan.members[m].survivors === 0) {
+        diffs.push(null);
+        continue;
       }
+      const d = chain.openDiffFile(g);
+      diffs.push(d);
+      if (d.compression === "none") checkDiffBlocksize(d, bs);
     }
-    return { generation, manifest, digest, digestSha, readers, close };
+    blocks = new ChainBlocks(plan, diffs, {
+      maxRun: Math.max(1, Math.floor(CHUNK_BYTES / bs)),
+      pageCache: await pageCache(),
+    });
+    await blocks.preload(PRELOAD_BYTES);
+    return { generation, manifest, digest, digestSha, blocks, close };
   } catch (err) {
     await close();
     throw err;
   }
 }
 
+/** An uncompressed diff's block size header (a compressed one's is checked when it is read). */
+function checkDiffBlocksize(d: OpenedDiff, bs: number): void {
+  const head = new Uint8Array(4);
+  const n = fs.readSync(d.fd, head, 0, 4, 0);
+  const got = decodeBlocksize(head.subarray(0, n), d.path);
+  if (got !== bs) throw new IntegrityError(`${d.path}: block size ${got} differs from the chain's ${bs}`);
+}
+
 /**
- * The blocks of the restored image, in chunks through three stages that overlap: merged from the diffs
+ * The blocks of the restored image, in chunks through three stages that overlap: read from the diffs
  * (this thread), hashed (the hasher's threads), verified against `digest` and written (`write`, which
  * keeps the order of its calls; each chunk only once every block of it matched). Returns the bytes written;
  * every write has finished when it returns or throws.
  */
 async function restoreBlocks(o: {
-  merger: ChainMerger;
+  blocks: ChainBlocks;
   digest: OpenDigest;
   hasher: BlockHasher;
-  write: (bytes: Uint8Array) => Promise<void>;
+  /** Writes a chunk at `position`; `zero[j]`: block j is all zeros (its digest says so, and it matched). */
+  write: (bytes: Uint8Array, position: number, zero: boolean[]) => Promise<void>;
   /** The message for block `index` not matching its digest. */
   mismatch: (index: number) => string;
 }): Promise<number> {
-  const { merger, digest, hasher, write, mismatch } = o;
+  const { blocks, digest, hasher, write, mismatch } = o;
   const bs = digest.blocksize;
+  const zeroDigest = createHash("md5").update(new Uint8Array(bs)).digest();
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bs));
   const slots = Array.from({ length: SLOTS }, () => ({
     buf: sharedBytes(perChunk * bs),
@@ -200,33 +229,48 @@ async function restoreBlocks(o: {
   };
   const verifyAndWrite = async (h: Hashing) => {
     await h.done;
+    const zero: boolean[] = [];
     for (let j = 0; j < h.count; j++) {
       const want = await digest.cursor.get(h.first + j);
       if (want === null || !sameDigestAt(want, h.slot.digests, j * DIGEST_SIZE)) {
         throw new IntegrityError(mismatch(h.first + j));
       }
+      zero.push((j + 1) * bs <= h.len && sameDigestAt(zeroDigest, want, 0));
     }
-    writes = h.slot.written = write(h.slot.buf.subarray(0, h.len));
+    writes = h.slot.written = write(h.slot.buf.subarray(0, h.len), h.first * bs, zero);
     writes.catch(() => {}); // seen by whoever awaits it next
     total += h.len;
   };
   let hashing: Hashing | null = null;
+  let prefetched = 0;
   try {
     for (let k = 0, first = 0; first < digest.blocks; k++, first += perChunk) {
       const slot = slots[k % SLOTS];
       await slot.written; // its previous chunk is written
       const count = Math.min(perChunk, digest.blocks - first);
-      let len = 0;
+      // the disk reads the chunks ahead meanwhile (from a cold chain: each record read is then a copy)
+      const ahead = Math.min(digest.blocks, first + (PREFETCH + 1) * perChunk);
+      if (prefetched < ahead) blocks.prefetch(prefetched, ahead - prefetched);
+      prefetched = ahead;
+      const len = await blocks.fill(first, count, slot.buf);
+      // blocks of zeros by generation K's digest (a sparse volume's empty space) were not read: nor are they
+      // hashed, their digest is known; the runs of other blocks are
+      const runs = blocks.dataRuns(first, count);
       for (let j = 0; j < count; j++) {
-        const n = await merger.block(first + j, slot.buf.subarray(j * bs));
-        if (n < bs && first + j !== digest.blocks - 1) {
-          throw new IntegrityError(`block ${first + j} is short (${n} bytes) but is not the last block`);
-        }
-        len += n;
+        if (blocks.isZero(first + j)) slot.digests.set(zeroDigest, j * DIGEST_SIZE);
       }
-      if (hashing) await verifyAndWrite(hashing); // hashed while this chunk was merged
-      hashing = { slot, first, count, len, done: hasher.hashBlocks(slot.buf, len, bs, slot.digests) };
-      noteGarbage(len); // per-block records and promises of every generation: GC-lagged otherwise
+      const done = Promise.all(
+        runs.map(([a, b]) =>
+          hasher.hashBlocks(
+            slot.buf.subarray(a * bs),
+            Math.min(b * bs, len) - a * bs,
+            bs,
+            slot.digests.subarray(a * DIGEST_SIZE),
+          )
+        ),
+      ).then(() => {});
+      if (hashing) await verifyAndWrite(hashing); // hashed while this chunk was read
+      hashing = { slot, first, count, len, done };
     }
     if (hashing) await verifyAndWrite(hashing);
     await writes;

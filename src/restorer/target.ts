@@ -22,6 +22,10 @@ export interface RestoreTarget {
   inPlace: boolean;
   /** Whether the data can be fsynced (files, block devices; not pipes and character devices). */
   sync: boolean;
+  /** Written at positions (a file or block device), not in order. */
+  positioned: boolean;
+  /** A new file: what is not written reads as zeros (a hole) once `finish` set its size. */
+  holes: boolean;
   fd: number;
   /** Every block was written: the file is put in place, the descriptor closed. */
   finish(): void;
@@ -96,7 +100,7 @@ export async function openRestoreTarget(o: TargetOptions): Promise<RestoreTarget
 /** Written in order to a descriptor that cannot be synced or replaced. */
 function stream(fd: number, owned: boolean): RestoreTarget {
   const close = () => owned && fs.closeSync(fd);
-  return { inPlace: true, sync: false, fd, finish: close, abort: close };
+  return { inPlace: true, sync: false, positioned: false, holes: false, fd, finish: close, abort: close };
 }
 
 /**
@@ -117,6 +121,8 @@ function newFile(target: string, replace: boolean): RestoreTarget {
   return {
     inPlace: false,
     sync: true,
+    positioned: true,
+    holes: true,
     fd,
     finish: () => pending.publish(replace ? "rename" : "link"),
     abort: () => pending.discard(),
@@ -174,7 +180,7 @@ function blockDevice(target: string, st: fs.Stats, size: number | null): Restore
     throw describeIoError(`opening restore target ${target}`, err);
   }
   const close = () => fs.closeSync(fd);
-  return { inPlace: true, sync: true, fd, finish: close, abort: close };
+  return { inPlace: true, sync: true, positioned: true, holes: false, fd, finish: close, abort: close };
 }
 
 /** open(2) off the main thread, which stays free to handle signals while a FIFO waits for its reader. */

@@ -127,18 +127,23 @@ export class Chain {
     );
   }
 
-  /** Opens generation `gen`'s diff, decompressed and parsed; `onRaw` sees the file's bytes. */
-  async openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
+  /** Opens generation `gen`'s diff file (not read yet): the descriptor stays valid whatever a prune does. */
+  openDiffFile(gen: number): DiffFile & { fd: number } {
     const f = this.findDiff(gen);
-    let fd: number;
     try {
-      fd = fs.openSync(f.path, "r"); // now: a prune may delete or replace the name later
+      return { ...f, fd: fs.openSync(f.path, "r") };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         throw new IntegrityError(`generation ${gen}: diff file ${f.path} is missing`);
       }
       throw describeIoError(`opening ${f.path}`, err);
     }
+  }
+
+  /** Opens generation `gen`'s diff, decompressed and parsed; `onRaw` sees the file's bytes. */
+  async openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
+    const f = this.openDiffFile(gen);
+    const fd = f.fd;
     const src = withReadErrors(openDecompressed({ fd, path: f.path }, f.compression, onRaw), f.path);
     try {
       return await DiffReader.open(src, f.path);
