@@ -269,6 +269,7 @@ async function restoreBlocks(o: {
           )
         ),
       ).then(() => {});
+      done.catch(() => {}); // seen when this chunk is verified: a failure meanwhile is not unhandled
       if (hashing) await verifyAndWrite(hashing); // hashed while this chunk was read
       hashing = { slot, first, count, len, done };
     }
