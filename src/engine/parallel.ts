@@ -86,18 +86,17 @@ const PART_BYTES = 256 * 1024;
 
 /**
  * Hashes a chunk on `helpers` workers and, for a dump, the main thread (with size-1 workers, at least one:
- * on two cores that beat two workers and an idle main thread), each taking the next unclaimed part (SharedParts). A worker still compressing the
+ * on two cores that beat two workers and an idle main thread), each taking the next unclaimed part
+ * (SharedParts). A worker still compressing the
  * previous chunk joins late or not at all instead of holding the chunk up, and the main thread lets its
  * event loop run after each part, so that finished pieces are collected and the next ones handed out while
  * it hashes (docs/performance.md has the figures). Small or unshared inputs are hashed inline.
  */
 class PoolHasher implements BlockHasher {
-  readonly helpers: number;
-  readonly mainHashes: boolean;
-  constructor(private readonly pool: WorkerPool, o: { helpers: number; mainHashes: boolean }) {
-    this.helpers = o.helpers;
-    this.mainHashes = o.mainHashes;
-  }
+  constructor(
+    private readonly pool: WorkerPool,
+    private readonly o: { helpers: number; mainHashes: boolean },
+  ) {}
 
   async hashBlocks(buf: Uint8Array, len: number, blocksize: number, out: Uint8Array): Promise<void> {
     const blocks = Math.ceil(len / blocksize);
@@ -117,7 +116,7 @@ class PoolHasher implements BlockHasher {
       partBlocks,
     );
     const helping = new Set<Promise<unknown>>();
-    for (let k = 0; k < this.helpers; k++) {
+    for (let k = 0; k < this.o.helpers; k++) {
       const task = {
         op: "md5" as const,
         buf: buf.buffer,
@@ -130,11 +129,11 @@ class PoolHasher implements BlockHasher {
         partBlocks,
       };
       // a dump starts a second worker only for compression
-      const p = this.pool.run(task, [], { spawn: this.helpers === this.pool.size });
+      const p = this.pool.run(task, [], { spawn: this.o.helpers === this.pool.size });
       helping.add(p);
       p.then(() => helping.delete(p), () => {}); // a helper that starts late finds nothing left to claim
     }
-    while (this.mainHashes && shared.hashNext()) await new Promise((resolve) => setImmediate(resolve));
+    while (this.o.mainHashes && shared.hashNext()) await new Promise((resolve) => setImmediate(resolve));
     // Parts still being hashed belong to helpers that are running: each replies when it has finished them.
     while (shared.done < shared.parts) {
       if (!helping.size) throw new Error("hashing: parts left unfinished by the workers");

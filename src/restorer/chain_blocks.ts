@@ -12,6 +12,7 @@ import { type Compression, openDecompressed } from "../compress/codec.ts";
 import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
 import { describeIoError, IntegrityError } from "../errors.ts";
 import { DiffReader, type DiffRecord, RECORD_HEADER_SIZE } from "../format/diff.ts";
+import { decodeBlocksize, HEADER_SIZE } from "../format/digest.ts";
 import type { PageCache } from "../runtime.ts";
 import { exactlyPlanned, recordPosition, type RestorePlan } from "./plan.ts";
 
@@ -82,6 +83,7 @@ export class ChainBlocks {
       if (d.compression === "none") {
         const size = fs.fstatSync(d.fd).size;
         if (exactlyPlanned(p, plan.blocksize, size)) {
+          checkBlocksize(d, plan.blocksize);
           const cold = (o.pageCache.cachedShare(d.fd, size) ?? 0) < COLD_BELOW;
           if (cold) o.pageCache.advise(d.fd, "random");
           return { kind: "positioned", fd: d.fd, path: d.path, size, cold };
@@ -236,11 +238,7 @@ export class ChainBlocks {
         ),
         diff.path,
       );
-      if (src.reader.blocksize !== this.plan.blocksize) {
-        throw new IntegrityError(
-          `${diff.path}: block size ${src.reader.blocksize} differs from the chain's ${this.plan.blocksize}`,
-        );
-      }
+      sameBlocksize(diff.path, src.reader.blocksize, this.plan.blocksize);
       while (src.rec === null || src.rec.index < i) {
         src.rec = await src.reader.next();
         if (src.rec === null) break;
@@ -326,5 +324,21 @@ export class ChainBlocks {
 
   async close(): Promise<void> {
     for (const s of this.#sources) if (s) await this.#close(s).catch(() => {});
+  }
+}
+
+/** A diff read at positions: its block size header (one read in order has its own, read by DiffReader). */
+function checkBlocksize(d: OpenedDiff, blocksize: number): void {
+  const head = new Uint8Array(HEADER_SIZE);
+  sameBlocksize(
+    d.path,
+    decodeBlocksize(head.subarray(0, fs.readSync(d.fd, head, 0, HEADER_SIZE, 0)), d.path),
+    blocksize,
+  );
+}
+
+function sameBlocksize(what: string, got: number, blocksize: number): void {
+  if (got !== blocksize) {
+    throw new IntegrityError(`${what}: block size ${got} differs from the chain's ${blocksize}`);
   }
 }

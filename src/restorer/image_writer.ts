@@ -18,19 +18,17 @@ export class ImageWriter {
     private readonly target: RestoreTarget,
     private readonly what: string,
     private readonly writeRuns: RunWriter,
-  ) {
-  }
-
-  /** Whether runs of zero blocks may be left out (`write`'s `zero`). */
-  get holes(): boolean {
-    return this.target.holes;
-  }
+  ) {}
 
   /**
-   * Writes `bytes` (blocks of `blocksize`) at `position` after the writes before it; `zero[j]` marks block j
-   * as all zeros, left out where the target has holes. Resolves once `bytes` may be reused.
+   * Writes `bytes` (blocks of `blocksize`) at `position` after the writes before it: where the target has
+   * holes only `runs`, its blocks [from, to) that are not zeros. Resolves once `bytes` may be reused.
    */
-  write(bytes: Uint8Array, position: number, o: { blocksize: number; zero?: boolean[] }): Promise<void> {
+  write(
+    bytes: Uint8Array,
+    position: number,
+    o: { blocksize: number; runs: [number, number][] },
+  ): Promise<void> {
     const before = this.#last;
     this.#end = position + bytes.length;
     const done = before.then(() => this.#write(bytes, position, o)).catch((err) => {
@@ -43,23 +41,13 @@ export class ImageWriter {
   async #write(
     bytes: Uint8Array,
     position: number,
-    o: { blocksize: number; zero?: boolean[] },
+    o: { blocksize: number; runs: [number, number][] },
   ): Promise<void> {
     if (!this.target.positioned) return await writeAll(this.target.fd, bytes); // a stream: never synced
     const bs = o.blocksize;
-    const zero = this.target.holes ? o.zero : undefined;
-    const runs: [number, number, number][] = [];
-    for (let j = 0; j * bs < bytes.length;) {
-      if (zero?.[j]) {
-        j++;
-        continue;
-      }
-      let k = j + 1;
-      while (k * bs < bytes.length && !zero?.[k]) k++;
-      const end = Math.min(k * bs, bytes.length);
-      runs.push([j * bs, end - j * bs, position + j * bs]);
-      j = k;
-    }
+    const runs: [number, number, number][] = this.target.holes
+      ? o.runs.map(([a, b]) => [a * bs, Math.min(b * bs, bytes.length) - a * bs, position + a * bs])
+      : [[0, bytes.length, position]];
     await this.writeRuns(this.target.fd, bytes, runs);
   }
 

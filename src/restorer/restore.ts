@@ -12,7 +12,7 @@ import type { BlockHasher } from "../engine/hasher.ts";
 import type { RunWriter } from "../engine/parallel.ts";
 import { sharedBytes } from "../io/bytes.ts";
 import { IntegrityError } from "../errors.ts";
-import { decodeBlocksize, DIGEST_SIZE } from "../format/digest.ts";
+import { DIGEST_SIZE } from "../format/digest.ts";
 import { sameDigestAt } from "../format/digest_cursor.ts";
 import { Progress } from "../display/progress.ts";
 import type { Manifest } from "../format/manifest.ts";
@@ -79,8 +79,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreSummary> {
         blocks,
         digest,
         hasher: o.hasher,
-        write: async (bytes, position, zero) => {
-          await writer!.write(bytes, position, { blocksize: digest.blocksize, zero });
+        write: async (bytes, position, runs) => {
+          await writer!.write(bytes, position, { blocksize: digest.blocksize, runs });
           progress.update(written += bytes.length);
         },
         mismatch: (index) =>
@@ -170,9 +170,7 @@ async function openGenerations(
         diffs.push(null);
         continue;
       }
-      const d = chain.openDiffFile(g);
-      diffs.push(d);
-      if (d.compression === "none") checkDiffBlocksize(d, bs);
+      diffs.push(chain.openDiffFile(g));
     }
     blocks = new ChainBlocks(plan, diffs, {
       maxRun: Math.max(1, Math.floor(CHUNK_BYTES / bs)),
@@ -186,14 +184,6 @@ async function openGenerations(
   }
 }
 
-/** An uncompressed diff's block size header (a compressed one's is checked when it is read). */
-function checkDiffBlocksize(d: OpenedDiff, bs: number): void {
-  const head = new Uint8Array(4);
-  const n = fs.readSync(d.fd, head, 0, 4, 0);
-  const got = decodeBlocksize(head.subarray(0, n), d.path);
-  if (got !== bs) throw new IntegrityError(`${d.path}: block size ${got} differs from the chain's ${bs}`);
-}
-
 /**
  * The blocks of the restored image, in chunks through three stages that overlap: read from the diffs
  * (this thread), hashed (the hasher's threads), verified against `digest` and written (`write`, which
@@ -204,8 +194,8 @@ async function restoreBlocks(o: {
   blocks: ChainBlocks;
   digest: OpenDigest;
   hasher: BlockHasher;
-  /** Writes a chunk at `position`; `zero[j]`: block j is all zeros (its digest says so, and it matched). */
-  write: (bytes: Uint8Array, position: number, zero: boolean[]) => Promise<void>;
+  /** Writes a chunk at `position`; `runs`: its blocks [from, to) that are not zeros (ChainBlocks.dataRuns). */
+  write: (bytes: Uint8Array, position: number, runs: [number, number][]) => Promise<void>;
   /** The message for block `index` not matching its digest. */
   mismatch: (index: number) => string;
 }): Promise<number> {
@@ -225,19 +215,18 @@ async function restoreBlocks(o: {
     first: number;
     count: number;
     len: number;
+    runs: [number, number][];
     done: Promise<void>;
   };
   const verifyAndWrite = async (h: Hashing) => {
     await h.done;
-    const zero: boolean[] = [];
     for (let j = 0; j < h.count; j++) {
       const want = await digest.cursor.get(h.first + j);
       if (want === null || !sameDigestAt(want, h.slot.digests, j * DIGEST_SIZE)) {
         throw new IntegrityError(mismatch(h.first + j));
       }
-      zero.push((j + 1) * bs <= h.len && sameDigestAt(zeroDigest, want, 0));
     }
-    writes = h.slot.written = write(h.slot.buf.subarray(0, h.len), h.first * bs, zero);
+    writes = h.slot.written = write(h.slot.buf.subarray(0, h.len), h.first * bs, h.runs);
     writes.catch(() => {}); // seen by whoever awaits it next
     total += h.len;
   };
@@ -271,7 +260,7 @@ async function restoreBlocks(o: {
       ).then(() => {});
       done.catch(() => {}); // seen when this chunk is verified: a failure meanwhile is not unhandled
       if (hashing) await verifyAndWrite(hashing); // hashed while this chunk was read
-      hashing = { slot, first, count, len, done };
+      hashing = { slot, first, count, len, runs, done };
     }
     if (hashing) await verifyAndWrite(hashing);
     await writes;
