@@ -23,6 +23,8 @@ const PACKAGES: { pkg: string; file: string; for: string }[] = [
   { pkg: "lvm2", file: "/usr/sbin/lvcreate", for: "the LVM guest" },
   { pkg: "thin-provisioning-tools", file: "/usr/sbin/thin_delta", for: "change tracking in the LVM guest" },
   { pkg: "iproute2", file: "/usr/sbin/ip", for: "the LVM guest's network" },
+  { pkg: "prometheus", file: "/usr/bin/promtool", for: "checking --metrics files" },
+  { pkg: "systemd", file: "/usr/bin/systemd-analyze", for: "checking README's systemd units" },
 ];
 
 export function ensurePrerequisites(): void {

@@ -9,6 +9,8 @@ export const EXIT = {
   integrity: 3,
   /** Another run holds the chain's lock (or the `--lock` file). */
   locked: 4,
+  /** `status`: a chain is stale, its last run failed or died, or its last verify is too old. */
+  unhealthy: 5,
   /** Interrupted by SIGHUP (128+1) / SIGINT (128+2) / SIGTERM (128+15). */
   sighup: 129,
   sigint: 130,

@@ -118,6 +118,7 @@ for (const t of targets()) {
       assert.equal(summary.manifest.sourceSize, BS * 8 + 5);
       assert.equal(summary.manifest.blocksChanged, 9);
       assert.equal(summary.manifest.diffSha256.length, 64);
+      assert.equal(summary.manifest.source, src); // absolute, although typed as src.img
       assert.ok(!listDir(dir).some((f) => f.includes(".tmp-")), "temporary files left behind");
     });
 
@@ -155,6 +156,68 @@ for (const t of targets()) {
       assert.match(all.stdout.toString(), new RegExp(`^mon-${month} +1 `, "m"));
       const j = JSON.parse((await ok(t, ["list", `mon-${month}`, "--json"], dir)).stdout.toString());
       assert.equal(j.generations[0].blocksChanged, 1); // default block size 16384
+    });
+
+    it("a run without --compress keeps the chain's compression and level; a change is said and logged", async () => {
+      const versions: Buffer[] = [];
+      const step = async (g: number, extra: string[]) => {
+        fs.writeFileSync(src, pseudoRandom(BS * 4, 40 + g));
+        versions.push(fs.readFileSync(src));
+        return await ok(t, ["backup", "keepc", "src.img", "--log", "keepc.log", ...extra], dir);
+      };
+      await step(1, ["--compress", "gzip", "--compress-level", "7"]);
+      const r2 = await step(2, []);
+      assert.equal(r2.stderr.trim().split("\n").length, 1, r2.stderr);
+      assert.ok(fs.existsSync(path.join(dir, "keepc.2.gz")));
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "keepc.2.json"), "utf8")).compressionLevel, 7);
+      const r3 = await step(3, ["--compress", "zstd"]);
+      const change = "compression of keepc changes from gzip to zstd with generation 3 (--compress)";
+      assert.match(r3.stderr, new RegExp(`^blockdiff: ${change.replace(/[()]/g, "\\$&")}$`, "m"));
+      assert.match(
+        fs.readFileSync(path.join(dir, "keepc.log"), "utf8"),
+        new RegExp(change.replace(/[()]/g, "\\$&")),
+      );
+      assert.ok(fs.existsSync(path.join(dir, "keepc.3.zst")));
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "keepc.3.json"), "utf8")).compressionLevel, 3);
+      await step(4, []);
+      assert.ok(fs.existsSync(path.join(dir, "keepc.4.zst")));
+      for (let g = 1; g <= 4; g++) {
+        await ok(t, ["restore", "keepc", `keepc-${g}.img`, "-g", String(g)], dir);
+        assert.ok(
+          fs.readFileSync(path.join(dir, `keepc-${g}.img`)).equals(versions[g - 1]),
+          `generation ${g}`,
+        );
+      }
+    });
+
+    it("--monthly chains are found by their base name: list shows the months, restore the newest", async () => {
+      const older = pseudoRandom(BS * 3, 21), newer = pseudoRandom(BS * 3, 22);
+      // last month's chain as backup --monthly made it then, and this month's
+      fs.writeFileSync(src, older);
+      await ok(t, ["backup", "bym-200001", "src.img"], dir);
+      fs.writeFileSync(src, newer);
+      await ok(t, ["backup", "bym", "src.img", "--monthly"], dir);
+      const d = new Date();
+      const month = `${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, "0")}`;
+      const l = (await ok(t, ["list", "bym"], dir)).stdout.toString();
+      assert.match(l, /^bym-200001 +1 /m);
+      assert.match(l, new RegExp(`^bym-${month} +1 `, "m"));
+      const j = JSON.parse((await ok(t, ["list", "bym", "--monthly", "--json"], dir)).stdout.toString());
+      assert.deepEqual(j.map((c: { name: string }) => c.name), ["bym-200001", `bym-${month}`]);
+      const r = await ok(t, ["restore", "bym", "bym.img"], dir);
+      assert.match(r.stderr, new RegExp(`restored generation 1 of bym-${month} `));
+      assert.ok(fs.readFileSync(path.join(dir, "bym.img")).equals(newer));
+      await ok(t, ["restore", "bym", "bym-m.img", "--monthly"], dir);
+      assert.ok(fs.readFileSync(path.join(dir, "bym-m.img")).equals(newer));
+      await ok(t, ["restore", "bym-200001", "bym-old.img"], dir);
+      assert.ok(fs.readFileSync(path.join(dir, "bym-old.img")).equals(older));
+      // a chain NAME of its own is NAME, unless --monthly
+      await ok(t, ["backup", "bym", "src.img"], dir);
+      assert.match((await ok(t, ["list", "bym"], dir)).stdout.toString(), /^1 +\S+/m);
+      assert.match((await ok(t, ["list", "bym", "--monthly"], dir)).stdout.toString(), /^bym-200001 /m);
+      const none = await run(t, ["restore", "nomonths", "x.img", "--monthly"], { cwd: dir });
+      assert.equal(none.code, 1, none.stderr);
+      assert.equal(none.stderr, "blockdiff: no monthly backup chain nomonths-YYYYMM (no nomonths-*.ver)\n");
     });
 
     it("shows progress (bytes, percent, ETA, MB/s) on a terminal, and only the summary otherwise", async () => {

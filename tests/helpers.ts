@@ -172,11 +172,14 @@ export function listDir(dir: string): string[] {
 
 /**
  * The regular files of a directory and their SHA-256, to prove a run changed nothing. A chain's lock file
- * (NAME.lock) is left out: every run that takes it writes its holder line there.
+ * (NAME.lock) and the records of its last runs (NAME.last-backup.json...) are left out: every run that takes
+ * the lock writes its holder line there, every backup, prune and verify its outcome.
  */
 export function dirSnapshot(dir: string): Record<string, string> {
   return Object.fromEntries(
-    listDir(dir).filter((f) => fs.lstatSync(path.join(dir, f)).isFile() && !f.endsWith(".lock"))
+    listDir(dir).filter((f) =>
+      fs.lstatSync(path.join(dir, f)).isFile() && !f.endsWith(".lock") && !/\.last-\w+\.json$/.test(f)
+    )
       .map((f) => [f, sha256File(path.join(dir, f))]),
   );
 }

@@ -14,8 +14,12 @@ export interface Sshd {
   knownHosts: string;
   /** The server's public key line ("ssh-ed25519 AAAA..."). */
   hostKeyLine: string;
+  /** The public key line of another host key type (SshdOptions.moreHostKeys). */
+  moreHostKeyLine(type: string): string;
   /** How many commands (SSH sessions) the server has started so far. */
   commandsStarted(): number;
+  /** What the server has logged so far. */
+  log(): string;
   stop(): void;
 }
 
@@ -23,11 +27,22 @@ export function sshdAvailable(): boolean {
   return fs.existsSync("/usr/sbin/sshd") && typeof process.getuid === "function" && process.getuid() === 0;
 }
 
-export async function startSshd(): Promise<Sshd> {
+export interface SshdOptions {
+  /** sshd's LogLevel (default VERBOSE); DEBUG1 also logs each forwarding request (`direct-tcpip`). */
+  logLevel?: string;
+  /** AllowTcpForwarding (default yes, as sshd's): a jump host forwards the client's channels. */
+  allowTcpForwarding?: boolean;
+  /** Host key types besides ed25519 (host_key): e.g. "ecdsa", in host_key_ecdsa. */
+  moreHostKeys?: string[];
+}
+
+/** Starts a server of its own (several can run at once, each on its own port and directory). */
+export async function startSshd(o: SshdOptions = {}): Promise<Sshd> {
   const dir = tempDir("blockdiff-sshd-");
-  const keygen = (f: string) =>
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, f)]);
+  const keygen = (f: string, type = "ed25519") =>
+    execFileSync("ssh-keygen", ["-q", "-t", type, "-N", "", "-f", path.join(dir, f)]);
   keygen("host_key");
+  for (const type of o.moreHostKeys ?? []) keygen(`host_key_${type}`, type);
   keygen("client_key");
   fs.copyFileSync(path.join(dir, "client_key.pub"), path.join(dir, "authorized_keys"));
   fs.mkdirSync("/run/sshd", { recursive: true });
@@ -38,6 +53,7 @@ export async function startSshd(): Promise<Sshd> {
       `Port ${port}`,
       "ListenAddress 127.0.0.1",
       `HostKey ${dir}/host_key`,
+      ...(o.moreHostKeys ?? []).map((type) => `HostKey ${dir}/host_key_${type}`),
       `PidFile ${dir}/sshd.pid`,
       `AuthorizedKeysFile ${dir}/authorized_keys`,
       "PermitRootLogin prohibit-password",
@@ -46,7 +62,8 @@ export async function startSshd(): Promise<Sshd> {
       "UsePAM no",
       "StrictModes no",
       "MaxStartups 50",
-      "LogLevel VERBOSE", // logs "Starting session: command ..." for each command
+      `LogLevel ${o.logLevel ?? "VERBOSE"}`, // VERBOSE logs "Starting session: command ..." for each command
+      `AllowTcpForwarding ${o.allowTcpForwarding === false ? "no" : "yes"}`,
       "",
     ].join("\n"),
   );
@@ -69,6 +86,9 @@ export async function startSshd(): Promise<Sshd> {
     knownHosts,
     hostKeyLine,
     commandsStarted: () => log.match(/Starting session: command/g)?.length ?? 0,
+    log: () => log,
+    moreHostKeyLine: (type) =>
+      fs.readFileSync(path.join(dir, `host_key_${type}.pub`), "utf8").trim().split(" ").slice(0, 2).join(" "),
     stop() {
       child.kill("SIGTERM");
       fs.rmSync(dir, { recursive: true, force: true });

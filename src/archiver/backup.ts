@@ -49,8 +49,10 @@ export type DumpOutcome = DumpResult & {
 
 /** Produces a generation's diff and digest; local and remote sources implement it. */
 export interface Dumper {
-  /** What the manifest and logs call the source. */
+  /** What messages and logs call the source (as typed). */
   description: string;
+  /** What the manifest records: an absolute path, or user@host[:port]:/path. */
+  recorded: string;
   /** Size in bytes when known in advance (for progress). */
   size: number | null;
   /** Resolves when both outputs are completely written (and ended). */
@@ -189,7 +191,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       toolVersion: VERSION,
       name: chain.name,
       generation: gen,
-      source: o.dumper.description,
+      source: o.dumper.recorded,
       sourceSize: result.bytesRead,
       blocksize,
       blocks: result.blocks,

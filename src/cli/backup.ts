@@ -1,7 +1,8 @@
 import process from "node:process";
 import { checkDirectory, runBackup } from "../archiver/backup.ts";
 import { onCleanup } from "../cleanup.ts";
-import { checkLevel, DEFAULT_LEVEL, parseCompression } from "../compress/codec.ts";
+import { checkLevel, parseCompression } from "../compress/codec.ts";
+import { chooseCompression } from "../archiver/compression_choice.ts";
 import { createParallelism } from "../engine/parallel.ts";
 import { RunLog } from "../log/run_log.ts";
 import { formatBytes, formatDuration, formatRate } from "../display/units.ts";
@@ -26,6 +27,8 @@ import { pruneJson, pruneLocked, pruneSummary, requirePolicy } from "./prune.ts"
 import { RETENTION_OPTIONS } from "./retention_options.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
+import { METRICS_HELP, METRICS_OPTION, monitorOptions } from "./metrics_option.ts";
+import { monitoredRun, type RunReport } from "../monitor/monitored_run.ts";
 
 export const backupCommand: Command = {
   name: "backup",
@@ -43,8 +46,9 @@ SOURCE   a local file or block device, or a remote one: [user@]host[:port]:/path
          as its agent, uploaded once into ~/.cache/blockdiff/, and hashes and compresses on that host)
 
 options:
-  --compress KIND       gzip, lzop, zstd or none (default none); extension .gz, .lzop, .zst
-  --compress-level N    gzip/lzop 1-9, zstd 1-19 (default 3)
+  --compress KIND       gzip, lzop, zstd or none; extension .gz, .lzop, .zst (default: the chain's
+                        newest generation's, none for a new chain)
+  --compress-level N    gzip/lzop 1-9, zstd 1-19 (default: the chain's with its compression, else 3)
   --block-size N        block size of a new chain (default 16384, or env BLOCKSIZE); an existing
                         chain keeps its own and a different --block-size is an error
   --monthly             append -YYYYMM to NAME: a new full backup every month
@@ -53,6 +57,7 @@ options:
   --allow-shrink        record an empty (0-byte) source although the last generation had data
   --log FILE            append timestamped lines about the run to FILE
   --json                print a JSON summary on stdout
+${METRICS_HELP}
   --prune --keep-RULE N...  after the backup, prune the chain by these rules, under the same lock (see
                         'blockdiff prune --help'); a failed prune leaves the new generation in place
 ${SSH_HELP}
@@ -97,6 +102,7 @@ examples:
     { name: "verify-tracking", kind: "flag" },
     { name: "thin-pool-max-usage", kind: "value" },
     { name: "log", kind: "value" },
+    METRICS_OPTION,
     { name: "prune", kind: "flag" },
     ...RETENTION_OPTIONS,
     ...SSH_OPTIONS,
@@ -109,19 +115,30 @@ examples:
     const log = new RunLog(stringOpt(args, "log") ?? null);
     const what = `backup ${args.positionals[0] ?? ""}`.trim();
     const state = { published: null as number | null };
-    return await logOutcome(log, what, () => backup(args, log, state), {
-      interrupted: () =>
-        state.published === null
-          ? "nothing of this run was published"
-          : `generation ${state.published} was published; the prune after it was cut short`,
-    });
+    return await monitoredRun(
+      monitorOptions(args, "backup"),
+      (report) =>
+        logOutcome(log, what, () => backup(args, log, state, report), {
+          interrupted: () =>
+            state.published === null
+              ? "nothing of this run was published"
+              : `generation ${state.published} was published; the prune after it was cut short`,
+        }),
+    );
   },
 };
 
-async function backup(args: ParsedArgs, log: RunLog, state: { published: number | null }): Promise<number> {
+async function backup(
+  args: ParsedArgs,
+  log: RunLog,
+  state: { published: number | null },
+  report: RunReport,
+): Promise<number> {
   const [nameArg, sourceArg] = expectPositionals(args, 2, 2, "blockdiff backup NAME SOURCE [options]");
-  const compression = parseCompression(stringOpt(args, "compress") ?? "none");
-  const level = checkLevel(compression, intOpt(args, "compress-level", 0) ?? DEFAULT_LEVEL[compression]);
+  const given = stringOpt(args, "compress");
+  const givenCompression = given === undefined ? undefined : parseCompression(given);
+  const givenLevel = intOpt(args, "compress-level", 0);
+  if (givenCompression !== undefined && givenLevel !== undefined) checkLevel(givenCompression, givenLevel);
   const blocksize = blockSizeRule({ option: stringOpt(args, "block-size"), env: process.env.BLOCKSIZE });
   const source = parseSource(sourceArg);
   const plan = snapshotPlan(args);
@@ -163,6 +180,18 @@ async function backup(args: ParsedArgs, log: RunLog, state: { published: number 
     if (lockPath !== undefined && !writer.lock.isFile(lockPath)) {
       locks.push(RunLock.acquire(lockPath, `lock file ${lockPath}`, "backup"));
     }
+    report.locked();
+    // without --compress the chain keeps its own compression
+    const { compression, level, change } = chooseCompression({
+      chain,
+      version: writer.version,
+      given: givenCompression,
+      level: givenLevel,
+    });
+    if (change) {
+      log.info(change);
+      note(change);
+    }
     const s = await runBackup({
       chain,
       version: writer.version,
@@ -197,6 +226,12 @@ async function backup(args: ParsedArgs, log: RunLog, state: { published: number 
     });
     const m = s.manifest;
     state.published = m.generation;
+    Object.assign(report, {
+      bytesRead: m.scan?.bytesRead ?? m.sourceSize,
+      bytesWritten: m.bytesWritten,
+      blocksChanged: m.blocksChanged,
+      generation: m.generation,
+    });
     const pct = m.blocks ? ((m.blocksChanged / m.blocks) * 100).toFixed(1) : "0.0";
     const scanned = m.scan?.method === "thin_delta"
       ? `${formatBytes(m.scan.bytesRead)} of ${formatBytes(m.sourceSize)} read (thin_delta)`

@@ -1,30 +1,48 @@
 import { formatBytes } from "../display/units.ts";
 import { Chain } from "../store/chain.ts";
+import { monthsOf } from "../store/monthly.ts";
 import { type ChainInfo, describeChain, findChains, isDirectory } from "../store/describe.ts";
 import { expectPositionals } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { printJson, printOut, printTable } from "./output.ts";
 
+const USAGE = "blockdiff list NAME|DIR [--monthly] [--json]";
+
 export const listCommand: Command = {
   name: "list",
   summary: "show the generations of chain NAME, or the chains in DIR",
-  help: `usage: blockdiff list NAME|DIR [--json]
+  help: `usage: ${USAGE}
 
 NAME: one line per complete generation: number, date, source size, changed blocks (ratio), diff file and
-its size. DIR: one line per chain (every NAME.ver in DIR).
+its size. DIR: one line per chain (every NAME.ver in DIR). NAME of chains taken with backup --monthly
+(NAME-YYYYMM), when there is no chain NAME itself or with --monthly: one line per month's chain.
 
 options:
+  --monthly     NAME is the base name of monthly chains NAME-YYYYMM
   --json        print the same as JSON on stdout
   -h, --help    this help
 
 examples:
   blockdiff list /backup/db
+  blockdiff list /backup/db-202611
   blockdiff list /backup`,
-  options: [HELP_OPTION, JSON_OPTION],
+  options: [HELP_OPTION, JSON_OPTION, { name: "monthly", kind: "flag" }],
   run(args) {
-    const [target] = expectPositionals(args, 1, 1, "blockdiff list NAME|DIR");
+    const [target] = expectPositionals(args, 1, 1, USAGE);
     const json = args.opts.has("json");
-    if (isDirectory(target)) {
+    const months = isDirectory(target)
+      ? []
+      : monthsOf(new Chain(target), { monthly: args.opts.has("monthly") });
+    if (months.length) {
+      const chains = months.map(describeChain);
+      if (json) printJson(chains);
+      else {
+        printChains(chains);
+        printOut(
+          `monthly chains of ${target}: 'blockdiff list ${months.at(-1)!.path("")}' shows the newest\n`,
+        );
+      }
+    } else if (isDirectory(target)) {
       const chains = findChains(target).map(describeChain);
       if (json) printJson(chains);
       else if (chains.length === 0) printOut(`no backup chains in ${target}\n`);

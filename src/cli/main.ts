@@ -16,6 +16,7 @@ import { pruneCommand } from "./prune.ts";
 import { forgetBaselineCommand } from "./forget_baseline.ts";
 import { repairCommand } from "./repair.ts";
 import { restoreCommand } from "./restore.ts";
+import { statusCommand } from "./status.ts";
 import { verifyCommand } from "./verify.ts";
 
 const COMMANDS: Command[] = [
@@ -24,6 +25,7 @@ const COMMANDS: Command[] = [
   verifyCommand,
   listCommand,
   pruneCommand,
+  statusCommand,
   repairCommand,
   forgetBaselineCommand,
   dumpCommand,
@@ -41,6 +43,7 @@ commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 
 exit codes: 0 ok, 1 failure, 2 usage error, 3 corrupt chain or data, 4 chain in use by another run,
+            5 (status) a chain is stale or its last run failed or died,
             129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM`;
 }
 

@@ -4,7 +4,6 @@ import { UsageError } from "../errors.ts";
 import { RunLog } from "../log/run_log.ts";
 import type { RetentionPolicy } from "../pruner/policy.ts";
 import { planPrune, type PrunePlan, runPrune } from "../pruner/prune.ts";
-import { Chain } from "../store/chain.ts";
 import { describeMembers, readChainView } from "../store/generations.ts";
 import { openChainForWrite } from "../store/writer.ts";
 import { expectPositionals, type ParsedArgs, stringOpt } from "./args.ts";
@@ -12,8 +11,12 @@ import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { logOutcome } from "./log_outcome.ts";
 import { note, printJson, printTable } from "./output.ts";
 import { policyFromArgs, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_options.ts";
+import { METRICS_HELP, METRICS_OPTION, monitorOptions } from "./metrics_option.ts";
+import type { Chain } from "../store/chain.ts";
+import { monitoredRun, type RunReport } from "../monitor/monitored_run.ts";
+import { resolveChain } from "../store/monthly.ts";
 
-const USAGE = "blockdiff prune NAME --keep-RULE N... [--dry-run] [--json] [--log FILE]";
+const USAGE = "blockdiff prune NAME --keep-RULE N... [--dry-run] [--json] [--log FILE] [--metrics FILE]";
 
 export const pruneCommand: Command = {
   name: "prune",
@@ -36,6 +39,7 @@ ${RETENTION_HELP}
   --dry-run             show what would be kept and removed, and why; change nothing
   --json                print the plan and the result as JSON on stdout
   --log FILE            append timestamped lines about the run to FILE
+${METRICS_HELP}
   -h, --help            this help
 
 examples:
@@ -47,19 +51,25 @@ examples:
     ...RETENTION_OPTIONS,
     { name: "dry-run", kind: "flag" },
     { name: "log", kind: "value" },
+    METRICS_OPTION,
   ],
   async run(args) {
     const log = new RunLog(stringOpt(args, "log") ?? null);
-    return await logOutcome(log, `prune ${args.positionals[0] ?? ""}`.trim(), () => prune(args, log), {
-      interrupted: () => "the generations pruned before the signal stay pruned; the rest are untouched",
-    });
+    const monitor = monitorOptions(args, "prune", { record: !args.opts.has("dry-run") });
+    return await monitoredRun(
+      monitor,
+      (runReport) =>
+        logOutcome(log, `prune ${args.positionals[0] ?? ""}`.trim(), () => prune(args, log, runReport), {
+          interrupted: () => "the generations pruned before the signal stay pruned; the rest are untouched",
+        }),
+    );
   },
 };
 
-async function prune(args: ParsedArgs, log: RunLog): Promise<number> {
+async function prune(args: ParsedArgs, log: RunLog, runReport: RunReport): Promise<number> {
   const [name] = expectPositionals(args, 1, 1, USAGE);
   const policy = requirePolicy(args);
-  const chain = new Chain(name);
+  const chain = resolveChain(name);
   const json = args.opts.has("json");
   if (args.opts.has("dry-run")) {
     const plan = planPrune(chain, readChainView(chain), policy);
@@ -69,6 +79,7 @@ async function prune(args: ParsedArgs, log: RunLog): Promise<number> {
   const writer = openChainForWrite(chain, { command: "prune", log: (l) => log.info(l) });
   const par = createParallelism(undefined, { readsAndWrites: true });
   try {
+    runReport.locked();
     const result = await pruneLocked({ chain, policy, log, par });
     report({ chain, json, dryRun: false, ...result });
     return 0;

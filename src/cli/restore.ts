@@ -3,12 +3,12 @@ import { UsageError } from "../errors.ts";
 import { formatBytes, formatDuration, formatRate } from "../display/units.ts";
 import { runRestore } from "../restorer/restore.ts";
 import { isStdout } from "../restorer/target.ts";
-import { Chain } from "../store/chain.ts";
+import { resolveChain } from "../store/monthly.ts";
 import { expectPositionals, intOpt } from "./args.ts";
 import { type Command, GENERATION_OPTION, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
 
-const USAGE = "blockdiff restore NAME TARGET|- [--generation K] [--force] [--no-sparse] [--json]";
+const USAGE = "blockdiff restore NAME TARGET|- [--generation K] [--monthly] [--force] [--no-sparse] [--json]";
 
 export const restoreCommand: Command = {
   name: "restore",
@@ -19,7 +19,9 @@ Rebuilds generation K (default: the last complete one) of chain NAME in one pass
 generations up to K (1..K, less those a prune removed): each block is read once, from the newest generation
 holding it (found from the digests, so blocks later generations replaced are not read), checked against
 generation K's digest, and written once. The image gets the recorded size; in a new file, blocks of zeros
-are left as holes (a sparse file) unless --no-sparse is given.
+are left as holes (a sparse file) unless --no-sparse is given. NAME of chains taken with backup --monthly:
+the newest month's chain NAME-YYYYMM when there is no chain NAME (or with --monthly); name an older month
+as NAME-YYYYMM.
 
 TARGET   a new file: written as TARGET.tmp-PID and renamed to TARGET only when every block checked out
          an existing regular file: replaced the same way, only with --force
@@ -31,6 +33,7 @@ TARGET   a new file: written as TARGET.tmp-PID and renamed to TARGET only when e
 
 options:
   -g, --generation K    generation to restore (default: the last)
+  --monthly             NAME is the base name of monthly chains: restore from the newest month
   -f, --force           replace TARGET if it is an existing regular file
   --no-sparse           write the zero blocks of a file too (allocate the whole image)
   --json                print a JSON summary on stdout (not with TARGET -)
@@ -43,16 +46,17 @@ examples:
   options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION, { name: "force", short: "f", kind: "flag" }, {
     name: "no-sparse",
     kind: "flag",
-  }],
+  }, { name: "monthly", kind: "flag" }],
   async run(args) {
     const [name, target] = expectPositionals(args, 2, 2, USAGE);
     if (args.opts.has("json") && isStdout(target)) {
       throw new UsageError("restore: --json cannot go with TARGET - (standard output carries the image)");
     }
     const generation = intOpt(args, "generation");
+    const chain = resolveChain(name, { monthly: args.opts.has("monthly") });
     const par = createParallelism(undefined, { readsAndWrites: true });
     const s = await runRestore({
-      chain: new Chain(name),
+      chain,
       generation,
       target,
       force: args.opts.has("force"),
@@ -62,7 +66,9 @@ examples:
     }).finally(() => par.close());
     if (args.opts.has("json")) printJson({ ok: true, target, ...s });
     note(
-      `restored generation ${s.generation} of ${name} to ${isStdout(target) ? "standard output" : target}: ` +
+      `restored generation ${s.generation} of ${chain.path("")} to ${
+        isStdout(target) ? "standard output" : target
+      }: ` +
         `${formatBytes(s.size)} (${s.blocks} blocks) in ${formatDuration(s.elapsedMs)} ` +
         `(${formatRate(s.size, s.elapsedMs)}), verified`,
     );

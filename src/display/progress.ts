@@ -1,5 +1,6 @@
 /** Progress of long work on a terminal: bytes, MB/s, ETA, redrawn on one stderr line. Silent otherwise. */
 import process from "node:process";
+import { RateEstimate } from "./rate.ts";
 import { formatBytes, formatDuration, formatRate } from "./units.ts";
 
 /** Whether a progress line is on the terminal now (any Progress's). */
@@ -16,6 +17,7 @@ export class Progress {
   #start = Date.now();
   #lastDraw = 0;
   #drawn = false;
+  #rate = new RateEstimate();
 
   constructor(
     private readonly label: string,
@@ -28,14 +30,16 @@ export class Progress {
     if (!this.enabled) return;
     const now = Date.now();
     if (now - this.#lastDraw < 250) return;
+    this.#rate.sample(done, now);
     this.#lastDraw = now;
     const elapsed = now - this.#start;
     let line = `${this.label}: ${formatBytes(done)}`;
     if (this.total) {
       const pct = Math.min(100, (done / this.total) * 100);
-      const rate = done / Math.max(elapsed, 1);
-      const eta = rate > 0 ? (this.total - done) / rate : 0;
-      line += ` / ${formatBytes(this.total)} (${pct.toFixed(1)}%)  ETA ${formatDuration(eta)}`;
+      const eta = this.#rate.etaSeconds(this.total);
+      line += ` / ${formatBytes(this.total)} (${pct.toFixed(1)}%)  ETA ${
+        eta === null ? "--" : formatDuration(eta * 1000)
+      }`;
     }
     line += `  ${formatRate(done, elapsed)}`;
     process.stderr.write(`\r\x1b[K${line}`);

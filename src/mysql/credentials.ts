@@ -8,6 +8,7 @@ import * as path from "node:path";
 import process from "node:process";
 import type { Duplex } from "node:stream";
 import { describeIoError } from "../errors.ts";
+import { localUserName } from "../local_user.ts";
 
 export interface MysqlTarget {
   host?: string;
@@ -35,7 +36,7 @@ export function resolveMysql(t: MysqlTarget): MysqlConnectionOptions {
   const password = process.env.MYSQL_PWD ||
     (t.passwordFile ? readPasswordFile(t.passwordFile) : cnf.password);
   return {
-    user: t.user ?? cnf.user ?? os.userInfo().username,
+    user: t.user ?? cnf.user ?? localUserName(), // as the mysql client: the uid's name
     password: password || undefined,
     ...(socket ? { socketPath: socket } : {
       host: t.host ?? cnf.host ?? "127.0.0.1", // not "localhost": it may resolve to ::1 first

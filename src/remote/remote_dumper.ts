@@ -45,7 +45,13 @@ export interface RemoteDumperOptions {
 export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
   const { spec, log, snapshot } = o;
   selfSha256().catch(() => {}); // looked up or hashed while the handshake runs (awaited by startAgent)
-  const conn = await SshConnection.connect({ ...o.ssh, host: spec.host, port: spec.port, user: spec.user });
+  const conn = await SshConnection.connect({
+    ...o.ssh,
+    host: spec.host,
+    port: spec.port,
+    user: spec.user,
+    log: o.ssh.log ?? log,
+  });
   const description = describeSource(spec);
   const my = snapshot?.mysql;
   const mysql = my
@@ -67,6 +73,7 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
   let settling: ((published: boolean) => Promise<string[]>) | null = null;
   return {
     description,
+    recorded: describeSource({ ...spec, user: conn.user }),
     size: null, // the agent's progress frames tell
     async dump(req) {
       const args = encodeAgentArgs({

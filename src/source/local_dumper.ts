@@ -3,6 +3,7 @@
  * source is an LV: its snapshot is dumped (src/tracking/thin_tracking.ts: with change tracking for a thin
  * LV), optionally with the MySQL read lock held while it is created.
  */
+import * as nodePath from "node:path";
 import type { Dumper, DumpOutcome, DumpRequest } from "../archiver/backup.ts";
 import { dumpToStreams } from "../engine/dump_output.ts";
 import type { Parallelism } from "../engine/parallel.ts";
@@ -55,6 +56,7 @@ export async function localDumper(o: LocalDumperOptions): Promise<Dumper> {
   let snap: SnapshotDump | null = null;
   return {
     description: origin.description,
+    recorded: nodePath.resolve(origin.description),
     size: origin.size,
     async dump(req): Promise<DumpOutcome> {
       if (!snapshot) return await dumpFrom(origin, req);

@@ -3,7 +3,8 @@ import { UsageError } from "../errors.ts";
 
 export type SourceSpec =
   | { kind: "local"; path: string }
-  | { kind: "remote"; user: string | null; host: string; port: number; path: string };
+  /** `user` and `port` null when not given (the ssh config's, else the uid's name and 22). */
+  | { kind: "remote"; user: string | null; host: string; port: number | null; path: string };
 
 export function parseSource(s: string): SourceSpec {
   if (s.startsWith("ssh://")) {
@@ -24,13 +25,13 @@ function remote(
   path: string,
   s: string,
 ): SourceSpec {
-  const p = port === undefined ? 22 : Number(port);
-  if (!(p >= 1 && p <= 65535)) throw new UsageError(`invalid port in ${s}`);
+  const p = port === undefined ? null : Number(port);
+  if (p !== null && !(p >= 1 && p <= 65535)) throw new UsageError(`invalid port in ${s}`);
   if (!path.startsWith("/")) throw new UsageError(`remote path in ${s} must be absolute`);
   return { kind: "remote", user: user ?? null, host, port: p, path };
 }
 
 export function describeSource(s: SourceSpec): string {
   if (s.kind === "local") return s.path;
-  return `${s.user ? s.user + "@" : ""}${s.host}${s.port === 22 ? "" : ":" + s.port}:${s.path}`;
+  return `${s.user ? s.user + "@" : ""}${s.host}${s.port === null ? "" : ":" + s.port}:${s.path}`;
 }

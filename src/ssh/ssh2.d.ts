@@ -9,9 +9,12 @@ export interface ClientChannel extends Duplex {
 }
 
 export interface ConnectConfig {
-  host: string;
-  port: number;
+  host?: string;
+  port?: number;
+  /** A stream to the server instead of a TCP connection (a channel of a jump host). */
+  sock?: Duplex;
   username: string;
+  algorithms?: { serverHostKey?: string[] };
   readyTimeout?: number;
   keepaliveInterval?: number;
   keepaliveCountMax?: number;

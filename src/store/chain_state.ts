@@ -32,7 +32,8 @@ export interface ChainState {
 
 const BY_EXTENSION = new Map<string, Compression>(COMPRESSIONS.map((c) => [EXTENSION[c], c]));
 const GENERATION_FILE = /^([1-9]\d{0,14})(\.gz|\.lzop|\.zst|\.md5|\.json)?$/;
-const OTHER_FILE = /^(ver|lock|journal)$/;
+/** Besides generations: NAME.ver, the run lock, the journal, the last runs `status` reads (monitor/last_run.ts). */
+const OTHER_FILE = /^(ver|lock|journal|last-(backup|prune|verify)\.json)$/;
 const TEMP_FILE = /^(ver|journal|[1-9]\d{0,14}(\.gz|\.lzop|\.zst|\.md5|\.json)?)\.tmp-\d+$/;
 
 /** Reads the chain's directory (and NAME.ver: a garbage or unreadable one fails here). */

@@ -16,7 +16,7 @@ describe("SOURCE", () => {
       kind: "remote",
       user: "root",
       host: "db1",
-      port: 22,
+      port: null, // not given: the ssh config's Port, else 22
       path: "/dev/vg0/db",
     });
     assert.deepEqual(parseSource("db1:2222:/srv/a b"), {
@@ -35,6 +35,8 @@ describe("SOURCE", () => {
     });
     assert.equal(describeSource(parseSource("ssh://bk@h:2200/x")), "bk@h:2200:/x");
     assert.equal(describeSource(parseSource("root@h:/x")), "root@h:/x");
+    assert.equal((parseSource("h:22:/x") as { port: number }).port, 22); // given: wins over the config
+    assert.equal(describeSource(parseSource("h:22:/x")), "h:22:/x");
   });
 
   it("refuses bad ports, relative remote paths and unparsable URLs", () => {
