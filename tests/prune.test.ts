@@ -390,7 +390,15 @@ for (const t of targets()) {
             assert.equal(r.code, 1);
             assert.match(r.stderr.trim().split("\n").at(-1)!, /input\/output error$/);
           } else if (r.code !== 0) expectFailure(r, 1, /input\/output error/);
-          else assert.ok(point.syscall === "unlink", `EIO at ${point.syscall} #${point.when} went unnoticed`);
+          else {
+            // or writing the run's record at its start, which is a warning (monitor/monitored_run.ts)
+            assert.ok(
+              point.syscall === "unlink" ||
+                /warning: the run.s start could not be recorded \(.*\.last-prune\.json: input\/output error/
+                  .test(r.stderr),
+              `EIO at ${point.syscall} #${point.when} went unnoticed`,
+            );
+          }
           await restoresExactly(name, images, await members(name));
           ok(await inDir(...PRUNE(name)), `the run after EIO at ${point.syscall} #${point.when}`);
           assert.deepEqual(generationsOf(name), [1, 5, 7, 8]);
@@ -418,7 +426,7 @@ for (const t of targets()) {
             ok(await tiny("backup", "f", src, "--compress", "gzip"), "incremental");
             image.fill(9, 0, BS);
             fs.writeFileSync(src, image);
-            ok(await tiny("backup", "f", src), "uncompressed newest");
+            ok(await tiny("backup", "f", src, "--compress", "none"), "uncompressed newest");
             const before = dirSnapshot(small);
             const filler = path.join(small, "filler");
             const fill = (leave: number) => {

@@ -1,5 +1,6 @@
 /** `--metrics FILE` of backup, prune and verify, and what their runs record for `status` (monitored_run.ts). */
 import { type ParsedArgs, stringOpt } from "./args.ts";
+import { note } from "./output.ts";
 import type { OptionSpec } from "./args.ts";
 import type { MonitoredCommand } from "../monitor/last_run.ts";
 import type { MonitorOptions } from "../monitor/monitored_run.ts";
@@ -22,5 +23,6 @@ export function monitorOptions(
     chainSpec: args.positionals[0],
     record: o.record ?? true,
     metricsFile: stringOpt(args, "metrics"),
+    warn: note,
   };
 }

@@ -4,15 +4,18 @@
  * is written at the end; the end is a success, a failure (thrown, or a non-zero exit such as verify's 3), or
  * a signal (cleanup.ts runs this before the process exits). The record is the chain lock holder's: a backup
  * or prune writes it once it holds the lock (`report.locked()`), so a run refused because another holds it
- * (exit 4) leaves the holder's record alone, as does one that fails before (its command line). Writing them is part of a backup's or prune's
- * run, whose every I/O error is one line and exit 1: the record at the start fails the run before it changes
- * anything; after a success the run fails saying that its work stands. After a failure or a signal the run's
- * own line is what counts and these go unsaid. A verify, which may run on read-only media, never fails for
+ * (exit 4) leaves the holder's record alone, as does one that fails before (its command line). A record that
+ * cannot be written at the start does not stop the work (a prune on a full disk is what frees it): a run
+ * that succeeds then says so in a warning, one that fails has its own line. After a success, writing the
+ * record or the metrics is part of a backup's or prune's run, whose every I/O error is one line and exit 1:
+ * the run fails saying that its work stands. After a failure or a signal the run's own line is what counts
+ * and these go unsaid. A verify, which may run on read-only media, never fails for
  * them (a `--metrics` it cannot write excepted). Command lines that do not parse name no chain for sure and
  * record nothing (`status` then sees the chain grow stale).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import process from "node:process";
 import { onCleanup } from "../cleanup.ts";
 import { BlockdiffError, describeIoError, EXIT } from "../errors.ts";
 import { Chain } from "../store/chain.ts";
@@ -27,6 +30,8 @@ export interface MonitorOptions {
   /** Whether the run is one to record (not `prune --dry-run`). */
   record: boolean;
   metricsFile: string | undefined;
+  /** Where a warning line goes (default: stderr). */
+  warn?: (line: string) => void;
 }
 
 /** What the command tells about its run, filled in as it goes. */
@@ -68,10 +73,13 @@ export async function monitoredRun(
       try {
         writeLastRun(at, runningRecord(o.command, startedAt, previous));
       } catch (err) {
-        if (!quiet) throw err;
+        // the work comes first (a prune on a full disk is what frees it); the end writes the record again, and
+        // a run that succeeds says what happened (one that fails has its own line)
+        if (!quiet) startProblem = describeIoError("writing", err).message;
       }
     },
   };
+  let startProblem: string | null = null;
   let finished = false;
   /** Writes the outcome; returns the first error when writing what the run must write failed. */
   const finish = (
@@ -139,6 +147,11 @@ export async function monitoredRun(
         : `the ${o.command} of ${o.chainSpec} is done`;
       throw new BlockdiffError(`${done}, but ${problem.message}`);
     }
+    if (startProblem && code === 0) {
+      (o.warn ?? warnOnStderr)(
+        `warning: the run's start could not be recorded (${startProblem}); its end was`,
+      );
+    }
     return code;
   } catch (err) {
     const known = err instanceof BlockdiffError;
@@ -151,6 +164,10 @@ export async function monitoredRun(
   } finally {
     unregister();
   }
+}
+
+function warnOnStderr(line: string): void {
+  process.stderr.write(`blockdiff: ${line}\n`);
 }
 
 function chainOf(spec: string | undefined): Chain | null {
