@@ -41,6 +41,15 @@ export function programArgs(): string[] {
   return process.argv.slice(2);
 }
 
+/**
+ * The name this program was invoked as: the basename of argv[0] as the caller passed it (a symlink's or a
+ * hard link's own name, `exec -a NAME`), which Bun and Deno both give as process.argv0 (process.execPath is
+ * the binary a symlink points to, and process.argv[0] the runtime's own name).
+ */
+export function invokedName(): string {
+  return path.basename(process.argv0 ?? "");
+}
+
 /** argv prefix that runs this program again (used to start the agent and by tests). */
 export function selfCommand(): string[] {
   if (isCompiledBinary()) return [process.execPath];

@@ -147,5 +147,59 @@ describe(
       await waitUntil(() => snapshots().length === 0, "the snapshot to be removed");
       assert.ok(!fs.existsSync(path.join(dir, "ovf.ver")));
     });
+
+    it("dump and backup --snapshot-wrapper: the wrapper on this host holds around the agent's lvcreate; one failing after it fails the run", async () => {
+      const t = binary();
+      guest.sh(`dd if=/dev/urandom of=/dev/${VG}/data bs=1M count=8 status=none; sync`);
+      const sum = md5("data");
+      // logs before and after its command (the gate, which returns once the snapshot is made), then exits $status
+      const wrap = path.join(dir, "wrap.sh");
+      fs.writeFileSync(
+        wrap,
+        `#!/bin/sh\nlog=$1; status=$2; shift 2\necho before >> "$log"\n"$@"; echo "after $?" >> "$log"\n` +
+          `exit $status\n`,
+        { mode: 0o755 },
+      );
+      for (const status of [0, 3]) {
+        const log = path.join(dir, `wrap-${status}.log`), out = path.join(dir, `wrap-${status}.diff`);
+        const fd = fs.openSync(out, "w");
+        const r = await run(inNs(t), [
+          "dump",
+          `root@${GUEST}:/dev/${VG}/data`,
+          ...ssh(),
+          "--lvm-snapshot=16M",
+          "--snapshot-wrapper",
+          `${wrap} ${log} ${status}`,
+          "--new-digest",
+          path.join(dir, `wrap-${status}.md5`),
+        ], { cwd: dir, stdoutFd: fd, env: { VERBOSE: "1" } });
+        fs.closeSync(fd);
+        assert.equal(fs.readFileSync(log, "utf8"), "before\nafter 0\n");
+        await waitUntil(() => snapshots().length === 0, "the snapshot to be removed");
+        if (status === 0) {
+          assert.equal(r.code, 0, r.stderr);
+          assert.match(r.stderr, /created classic snapshot bkvg\/data-bdsnap-/);
+          const img = path.join(dir, "wrap.img");
+          assert.equal((await run(t, ["merge", img], { input: fs.readFileSync(out) })).code, 0);
+          assert.equal(fileMd5("wrap.img"), sum);
+        } else {
+          assert.equal(r.code, 1);
+          assert.match(
+            r.stderr,
+            /blockdiff: --snapshot-wrapper '.*wrap\.sh .* 3' exited with status 3 after the snapshot/,
+          );
+        }
+      }
+      // backup takes the same option to the same place
+      const log = path.join(dir, "wrap-backup.log");
+      const r = await backup(t, "wrapped", "data", [
+        "--lvm-snapshot=16M",
+        "--snapshot-wrapper",
+        `${wrap} ${log} 0`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(fs.readFileSync(log, "utf8"), "before\nafter 0\n");
+      assert.deepEqual(snapshots(), []);
+    });
   },
 );

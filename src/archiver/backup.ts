@@ -45,6 +45,11 @@ export type DumpOutcome = DumpResult & {
   scan?: ScanRecord;
   /** A snapshot kept as the next run's baseline, once settled as published. */
   baseline?: BaselineRecord | null;
+  /**
+   * The block size the dump used, for a dumper that does not take the requested one (another program's
+   * output: archiver/command_dumper.ts, whose first generation has the block size that program chose).
+   */
+  blocksize?: number;
 };
 
 /** Produces a generation's diff and digest; local and remote sources implement it. */
@@ -193,7 +198,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       generation: gen,
       source: o.dumper.recorded,
       sourceSize: result.bytesRead,
-      blocksize,
+      blocksize: result.blocksize ?? blocksize,
       blocks: result.blocks,
       compression: o.compression,
       compressionLevel: o.level,

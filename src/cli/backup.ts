@@ -8,12 +8,14 @@ import { RunLog } from "../log/run_log.ts";
 import { formatBytes, formatDuration, formatRate } from "../display/units.ts";
 import { localDumper } from "../source/local_dumper.ts";
 import { remoteDumper } from "../remote/remote_dumper.ts";
-import type { SnapshotPlan } from "../snapshot/session.ts";
+import { wrapperQuiesce } from "../snapshot/wrapper_quiesce.ts";
 import { describeLockHeld } from "../mysql/read_lock.ts";
 import { mysqlQuiesce } from "../mysql/quiesce.ts";
-import { MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs, readLockFromArgs } from "./mysql_options.ts";
+import { MYSQL_HELP } from "./mysql_options.ts";
+import { SNAPSHOT_OPTIONS, SNAPSHOT_WRAPPER_HELP, snapshotOptionsFromArgs } from "./snapshot_options.ts";
 import { parseSource } from "../source/spec.ts";
 import { Chain } from "../store/chain.ts";
+import { monthlyChainName } from "../store/monthly.ts";
 import { openChainForWrite } from "../store/writer.ts";
 import { RunLock } from "../store/run_lock.ts";
 import { expectPositionals, intOpt, type ParsedArgs, stringOpt } from "./args.ts";
@@ -64,7 +66,6 @@ ${SSH_HELP}
   --lvm-snapshot[=SIZE] SOURCE is an LV (here or on the remote host): dump an LVM snapshot of it, taken after
                         sync and removed on every path (classic snapshot of SIZE, default env SNAPSHOT_SIZE
                         or 10G; thin LVs take no size). A classic snapshot that overflows fails the run.
-                        env LVCREATE_PREFIX is put before lvcreate, as in the original.
                         A thin LV's snapshot is kept as the chain's baseline: the next run reads only
                         the blocks the pool's metadata says changed since (thin_delta on that host)
   --full-scan           read the whole volume this time (the baseline is still kept)
@@ -78,6 +79,7 @@ ${SSH_HELP}
 ${MYSQL_HELP}
   --mysql-lock-max-hold S  drop the lock and fail the run if lvcreate takes longer than S seconds
                         (default 30; former name --lock-max-hold)
+${SNAPSHOT_WRAPPER_HELP}
   -h, --help            this help
 
 environment: SSH_BLOCKDIFF_PREFIX runs the remote agent under a prefix, e.g. "ionice -c3 nice -n19"
@@ -106,10 +108,7 @@ examples:
     { name: "prune", kind: "flag" },
     ...RETENTION_OPTIONS,
     ...SSH_OPTIONS,
-    { name: "lvm-snapshot", kind: "optional" },
-    { name: "mysql-lock", kind: "flag" },
-    { name: "mysql-lock-max-hold", aliases: ["lock-max-hold"], kind: "value" },
-    ...MYSQL_OPTIONS,
+    ...SNAPSHOT_OPTIONS,
   ],
   async run(args) {
     const log = new RunLog(stringOpt(args, "log") ?? null);
@@ -141,26 +140,11 @@ async function backup(
   if (givenCompression !== undefined && givenLevel !== undefined) checkLevel(givenCompression, givenLevel);
   const blocksize = blockSizeRule({ option: stringOpt(args, "block-size"), env: process.env.BLOCKSIZE });
   const source = parseSource(sourceArg);
-  const plan = snapshotPlan(args);
-  const strayMysql = MYSQL_OPTIONS.find((o) => args.opts.has(o.name));
-  if (strayMysql && !args.opts.has("mysql-lock")) {
-    throw new UsageError(`--${strayMysql.name} needs --mysql-lock`);
-  }
-  if (args.opts.has("mysql-lock") && !plan) {
-    throw new UsageError(
-      "--mysql-lock needs --lvm-snapshot: the lock is held only while the snapshot is made",
-    );
-  }
-  const mysql = args.opts.has("mysql-lock")
-    ? {
-      conn: mysqlFromArgs(args),
-      lock: { ...readLockFromArgs(args), maxHoldSeconds: intOpt(args, "mysql-lock-max-hold") ?? 30 },
-    }
-    : null;
+  const { plan, mysql, wrapper: wrapperWords } = snapshotOptionsFromArgs(args);
   const strayKeep = RETENTION_OPTIONS.find((o) => args.opts.has(o.name));
   if (strayKeep && !args.opts.has("prune")) throw new UsageError(`--${strayKeep.name} needs --prune`);
   const retention = args.opts.has("prune") ? requirePolicy(args) : null;
-  const chain = new Chain(args.opts.has("monthly") ? nameArg + monthSuffix(new Date()) : nameArg);
+  const chain = new Chain(args.opts.has("monthly") ? monthlyChainName(nameArg, new Date()) : nameArg);
   /** A line for the log; one that says "warning: " (here or from the remote agent) goes to stderr too. */
   const logLine = (line: string) => {
     log.info(line);
@@ -192,6 +176,7 @@ async function backup(
       log.info(change);
       note(change);
     }
+    const wrapper = wrapperWords && wrapperQuiesce({ words: wrapperWords, log: logLine });
     const s = await runBackup({
       chain,
       version: writer.version,
@@ -202,6 +187,8 @@ async function backup(
           snapshot: plan && {
             plan,
             mysql: mysql && mysqlQuiesce({ conn: mysql.conn, lock: mysql.lock, log: logLine }),
+            wrapper,
+            tracking: true,
             log: logLine,
           },
         })
@@ -209,7 +196,7 @@ async function backup(
           spec: source,
           ssh: sshFromArgs(args),
           log: logLine,
-          snapshot: plan && { plan, mysql },
+          snapshot: plan && { plan, mysql, wrapper, tracking: true },
         }),
       compression,
       level,
@@ -262,21 +249,6 @@ function percentOpt(args: ParsedArgs, name: string): number | undefined {
     throw new UsageError(`--${name} must be a percentage from 1 to 100, not '${v}'`);
   }
   return v;
-}
-
-/** `--lvm-snapshot[=SIZE]`: SIZE, else env SNAPSHOT_SIZE, else 10G (thin LVs ignore it); LVCREATE_PREFIX. */
-function snapshotPlan(args: ParsedArgs): SnapshotPlan | null {
-  const v = args.opts.get("lvm-snapshot");
-  if (v === undefined) return null;
-  const size = v === true ? (process.env.SNAPSHOT_SIZE || "10G") : v;
-  if (!/^\d+(\.\d+)?[bBsSkKmMgGtTpPeE]?$/.test(size)) {
-    throw new UsageError(`--lvm-snapshot size '${size}' is not an LVM size`);
-  }
-  return { size, lvcreatePrefix: process.env.LVCREATE_PREFIX ?? "" };
-}
-
-function monthSuffix(d: Date): string {
-  return `-${d.getFullYear()}${String(d.getMonth() + 1).padStart(2, "0")}`;
 }
 
 /** `--prune`: the policy applied once the new generation is in place; a failure says that it stands. */

@@ -16,6 +16,7 @@ import { pruneCommand } from "./prune.ts";
 import { forgetBaselineCommand } from "./forget_baseline.ts";
 import { repairCommand } from "./repair.ts";
 import { restoreCommand } from "./restore.ts";
+import { snapshotGateCommand } from "./snapshot_gate.ts";
 import { statusCommand } from "./status.ts";
 import { verifyCommand } from "./verify.ts";
 
@@ -31,16 +32,21 @@ const COMMANDS: Command[] = [
   dumpCommand,
   mergeCommand,
   mysqllockCommand,
+  snapshotGateCommand,
 ];
 
+/** Commands other programs run (a --snapshot-wrapper's gate): dispatched, but not in the usage list. */
+const INTERNAL = new Set<Command>([snapshotGateCommand]);
+
 function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const listed = COMMANDS.filter((c) => !INTERNAL.has(c));
+  const width = Math.max(...listed.map((c) => c.name.length));
   return `blockdiff ${VERSION}: block-level full and incremental backups
 
 usage: blockdiff COMMAND [options]   (blockdiff COMMAND --help for each)
 
 commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+${listed.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 
 exit codes: 0 ok, 1 failure, 2 usage error, 3 corrupt chain or data, 4 chain in use by another run,
             5 (status) a chain is stale or its last run failed or died,
@@ -78,13 +84,18 @@ async function dispatch(argv: string[]): Promise<number> {
   } catch (err) {
     runCleanups();
     if (cmd?.options.some((o) => o.name === "log")) logEarlyFailure(rest, cmd.name, err);
-    if (err instanceof BlockdiffError) {
-      process.stderr.write(`blockdiff: ${err.message}\n`);
-      return err.exitCode;
-    }
-    const e = err as Error;
-    process.stderr.write(`blockdiff: internal error: ${e?.message ?? String(err)}\n`);
-    if (process.env.VERBOSE) process.stderr.write(`${e?.stack}\n`);
-    return EXIT.failure;
+    return reportFailure(err);
   }
+}
+
+/** Prints a failure's one line on stderr (with VERBOSE, an unexpected one's stack too); its exit code. */
+export function reportFailure(err: unknown): number {
+  if (err instanceof BlockdiffError) {
+    process.stderr.write(`blockdiff: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`blockdiff: internal error: ${e?.message ?? String(err)}\n`);
+  if (process.env.VERBOSE) process.stderr.write(`${e?.stack}\n`);
+  return EXIT.failure;
 }

@@ -1,7 +1,8 @@
-import { spawn } from "node:child_process";
+import { spawn, type StdioOptions } from "node:child_process";
 import { onCleanup } from "../cleanup.ts";
 import { BlockdiffError, UsageError } from "../errors.ts";
 import { RunLog } from "../log/run_log.ts";
+import { openInheritedFd } from "../runtime.ts";
 import { describeLockHeld, MysqlReadLock } from "../mysql/read_lock.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { MYSQL_HELP, MYSQL_OPTIONS, mysqlFromArgs, readLockFromArgs } from "./mysql_options.ts";
@@ -47,10 +48,16 @@ example:
   },
 };
 
-/** Runs CMD; if we are interrupted, CMD gets SIGTERM too (and the lock goes with our connection). */
+/**
+ * Runs CMD with our stdin, stdout, stderr and the descriptors 5 and 6 the caller passed (`mysqllock --
+ * blockdiff dump ... 5< old.md5 6> new.md5`, as the original's exec passed them on); if we are interrupted,
+ * CMD gets SIGTERM too (and the lock goes with our connection).
+ */
 function runCommand(argv: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: "inherit" });
+    const digests = [openInheritedFd(5, "r"), openInheritedFd(6, "w")].map((fd) => fd ?? "ignore");
+    const stdio: StdioOptions = ["inherit", "inherit", "inherit", "ignore", "ignore", ...digests];
+    const child = spawn(argv[0], argv.slice(1), { stdio });
     const unregister = onCleanup(() => child.kill("SIGTERM"));
     child.on("exit", unregister);
     child.on("error", (err) => reject(new BlockdiffError(`cannot run ${argv[0]}: ${err.message}`)));

@@ -1,9 +1,9 @@
 /**
  * The Dumper of a remote file or device: one SSH connection, the agent started on the remote host (found,
  * cached or uploaded: launch.ts), the old digest streamed to its stdin, its framed output read
- * (agent_output.ts) into the diff and digest files here, the MySQL lock taken around its lvcreate
- * (quiesce_handshake.ts), and the ending judged (outcome.ts): output that ends early, carries an unknown
- * frame, or disagrees with the agent's trailer fails the run.
+ * (agent_output.ts) into the diff and digest files here, the MySQL lock taken (or the snapshot wrapper run)
+ * around its lvcreate (quiesce_handshake.ts), and the ending judged (outcome.ts): output that ends early,
+ * carries an unknown frame, or disagrees with the agent's trailer fails the run.
  */
 import * as fs from "node:fs";
 import type { Dumper } from "../archiver/backup.ts";
@@ -12,7 +12,7 @@ import { streamFinished, writeConsumed } from "../io/sink.ts";
 import type { MysqlConnectionOptions } from "../mysql/credentials.ts";
 import { mysqlQuiesce } from "../mysql/quiesce.ts";
 import type { ReadLockOptions } from "../mysql/read_lock.ts";
-import type { SnapshotPlan } from "../snapshot/session.ts";
+import type { SnapshotPlan, SnapshotQuiesce } from "../snapshot/session.ts";
 import { describeSource, type SourceSpec } from "../source/spec.ts";
 import { SshConnection, type SshOptions } from "../ssh/connect.ts";
 import { encodeAgentArgs } from "./agent_args.ts";
@@ -33,6 +33,10 @@ export type RemoteSpec = Extract<SourceSpec, { kind: "remote" }>;
 export interface RemoteSnapshot {
   plan: SnapshotPlan;
   mysql: { conn: MysqlConnectionOptions; lock: ReadLockOptions } | null;
+  /** `--snapshot-wrapper`, run on this host around the agent's lvcreate (not together with `mysql`). */
+  wrapper: SnapshotQuiesce | null;
+  /** Change tracking of a thin LV (backup: its snapshot kept as the chain's baseline); false: none (dump). */
+  tracking: boolean;
 }
 
 export interface RemoteDumperOptions {
@@ -70,6 +74,7 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
       log,
     })
     : null;
+  const quiesce = mysql?.quiesce ?? snapshot?.wrapper ?? null;
   let settling: ((published: boolean) => Promise<string[]>) | null = null;
   return {
     description,
@@ -83,8 +88,8 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
         level: req.level,
         oldDigestBytes: req.oldDigestPath !== null ? fs.statSync(req.oldDigestPath).size : null,
         snapshot: snapshot && snapshot.plan,
-        awaitLock: mysql !== null,
-        tracking: snapshot && req.tracking,
+        awaitLock: quiesce !== null,
+        tracking: snapshot?.tracking ? req.tracking : null,
       });
       const agent = await startAgent({ conn, args, log, verifyFirst: snapshot !== null });
       const ch = agent.channel;
@@ -97,12 +102,12 @@ export async function remoteDumper(o: RemoteDumperOptions): Promise<Dumper> {
         old.pipe(ch, { end: false });
       };
       const handshake = quiesceHandshake({
-        mysql,
+        quiesce,
         send: (bytes) => ch.write(bytes),
         sendOldDigest,
         description,
       });
-      if (!mysql) sendOldDigest();
+      if (!quiesce) sendOldDigest();
       const output = new AgentOutput(agent.output, description);
       let end;
       try {

@@ -1,20 +1,24 @@
 /**
  * The Dumper of a local file or block device: the engine's loop, in this process. With a snapshot plan the
  * source is an LV: its snapshot is dumped (src/tracking/thin_tracking.ts: with change tracking for a thin
- * LV), optionally with the MySQL read lock held while it is created.
+ * LV), optionally with the MySQL read lock held, or the user's wrapper run, while it is created.
  */
 import * as nodePath from "node:path";
 import type { Dumper, DumpOutcome, DumpRequest } from "../archiver/backup.ts";
 import { dumpToStreams } from "../engine/dump_output.ts";
 import type { Parallelism } from "../engine/parallel.ts";
 import type { MysqlQuiesce } from "../mysql/quiesce.ts";
-import type { SnapshotPlan } from "../snapshot/session.ts";
+import type { SnapshotPlan, SnapshotQuiesce } from "../snapshot/session.ts";
 import { type SnapshotDump, snapshotDump } from "../tracking/thin_tracking.ts";
 import { digestScanOf, type OpenedSource, openLocalSource } from "./local.ts";
 
 export interface LocalSnapshot {
   plan: SnapshotPlan;
   mysql: MysqlQuiesce | null;
+  /** `--snapshot-wrapper` (not together with `mysql`). */
+  wrapper: SnapshotQuiesce | null;
+  /** Change tracking of a thin LV (backup: its snapshot kept as the chain's baseline); false: none (dump). */
+  tracking: boolean;
   log: (line: string) => void;
 }
 
@@ -66,8 +70,8 @@ export async function localDumper(o: LocalDumperOptions): Promise<Dumper> {
         plan: snapshot.plan,
         blocksize: req.blocksize,
         log: snapshot.log,
-        quiesce: snapshot.mysql?.quiesce,
-        tracking: req.tracking,
+        quiesce: snapshot.mysql?.quiesce ?? snapshot.wrapper ?? undefined,
+        tracking: snapshot.tracking ? req.tracking : null,
         dump: async (device, tracked) => dumpFrom(await openLocalSource(device), req, tracked),
         verifyScan: (device) => digestScanOf(device, { blocksize: req.blocksize, par }),
       });
