@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { describeIoError } from "../errors.ts";
+import { pidAlive } from "../io/pid_alive.ts";
 
 export function writeFileAtomic(final: string, data: string, mode: number): void {
   removeDeadTemps(final);
@@ -46,16 +47,7 @@ export function removeDeadTemps(final: string): void {
   } catch { /* the write says what is wrong */ }
   for (const e of entries) {
     const pid = Number(e.slice(prefix.length));
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
     fs.rmSync(path.join(path.dirname(final), e), { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -7,7 +7,6 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import process from "node:process";
 import { isatty } from "node:tty";
 import { BlockdiffError, describeIoError, UsageError } from "../errors.ts";
 import { deviceInUse, sizeOf } from "../io/block_device.ts";
@@ -16,6 +15,7 @@ import { exclusiveDeviceFlag } from "../runtime.ts";
 import type { Chain } from "../store/chain.ts";
 import { isChainFile } from "../store/chain_state.ts";
 import { PendingFiles } from "../store/commit.ts";
+import { pidAlive } from "../io/pid_alive.ts";
 
 export interface RestoreTarget {
   /** A device or stream, written where it lies: a failure leaves what was written before it. */
@@ -150,15 +150,6 @@ function removeDeadTemps(target: string): void {
     } finally {
       fs.closeSync(fd);
     }
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
