@@ -1,6 +1,6 @@
 /**
  * Benchmark (`deno task bench [--size MiB] [--large] [--runs N]`; `--tracking`: bench_tracking.ts, `--prune`:
- * bench_prune.ts, `--restore`: bench_restore.ts instead):
+ * bench_prune.ts, `--restore`: bench_restore.ts, `--s3`: bench_s3.ts instead):
  * makes its own images in a temp dir and
  * prints a table of seconds, MB/s and peak RSS for each case, with the reference commands measured in the
  * same run. Each case runs N times (default 3): the fastest time and the highest peak RSS are reported, as
@@ -29,6 +29,10 @@ if (args.includes("--tracking")) {
 }
 if (args.includes("--restore")) {
   await import("./bench_restore.ts"); // restore and merge against the original's loop, memory, sparse
+  process.exit(0);
+}
+if (args.includes("--s3")) {
+  await import("./bench_s3.ts"); // backup, restore and copy with a chain in a real radosgw
   process.exit(0);
 }
 if (args.includes("--prune")) {

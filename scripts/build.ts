@@ -1,6 +1,6 @@
 /**
  * Builds the single binary dist/blockdiff with `bun build --compile` (works offline).
- * Worker entry points must be listed here as extra entries (docs/architecture.md, "The runtime adapter").
+ * Worker entry points and modules loaded by URL must be listed here as extra entries (docs/architecture.md, "The runtime adapter").
  * `--bytecode` embeds JavaScriptCore bytecode next to the source, so nothing is parsed at start-up, by the
  * controller, the remote agent or a worker thread (docs/performance.md has the figures).
  */
@@ -10,10 +10,12 @@ import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { WORKER_MODULE } from "../src/engine/worker_pool.ts";
+import { S3_CLIENT_MODULE } from "../src/s3/bucket.ts";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const BINARY = path.join(root, "dist", "blockdiff");
-const WORKER_ENTRIES = [WORKER_MODULE];
+/** Modules loaded by URL: the workers, and the S3 client (only loaded when a command names s3://). */
+const WORKER_ENTRIES = [WORKER_MODULE, S3_CLIENT_MODULE];
 
 function findBun(): string {
   for (const p of ["node_modules/.bin/bun", "node_modules/bun/bin/bun.exe", "node_modules/bun/bin/bun"]) {

@@ -25,6 +25,12 @@ const PACKAGES: { pkg: string; file: string; for: string }[] = [
   { pkg: "iproute2", file: "/usr/sbin/ip", for: "the LVM guest's network" },
   { pkg: "prometheus", file: "/usr/bin/promtool", for: "checking --metrics files" },
   { pkg: "systemd", file: "/usr/bin/systemd-analyze", for: "checking README's systemd units" },
+  // their dependencies ceph-common (ceph, ceph-authtool, radosgw-admin) and ceph-base (monmaptool) come along
+  // even with --no-install-recommends
+  { pkg: "ceph-mon", file: "/usr/bin/ceph-mon", for: "the S3 tests (a real radosgw)" },
+  { pkg: "ceph-osd", file: "/usr/bin/ceph-osd", for: "the S3 tests (a real radosgw)" },
+  { pkg: "radosgw", file: "/usr/bin/radosgw", for: "the S3 tests (a real radosgw)" },
+  { pkg: "curl", file: "/usr/bin/curl", for: "the S3 tests (a real radosgw)" },
 ];
 
 export function ensurePrerequisites(): void {

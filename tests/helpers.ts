@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type StdioOptions } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
@@ -253,4 +254,16 @@ export async function waitUntil(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
     await new Promise((r) => setTimeout(r, every));
   }
+}
+
+/** A loopback port free a moment ago (the kernel's choice), for a server a test starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
 }

@@ -314,7 +314,7 @@ for (const t of targets()) {
       assert.match(main, /5 \(status\) a chain is stale or its last run failed/);
       assert.match(
         (await run(t, ["verify", "--help"])).stdout.toString(),
-        /^usage: blockdiff verify NAME .*\[--json\]/,
+        /^usage: blockdiff verify NAME\S* .*\[--json\]/,
       );
     });
 

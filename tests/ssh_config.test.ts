@@ -14,6 +14,7 @@ import { after, before, describe } from "node:test";
 import {
   changeBlocks,
   expectFailure,
+  freePort,
   it,
   pseudoRandom,
   run,
@@ -182,7 +183,7 @@ describe(
         assert.equal(forwards() - before, 2);
 
         // hops in order: the first one is reached first (here it refuses), the target last
-        const closed = await closedPort();
+        const closed = await freePort(); // nothing listens there
         config(
           `Host jumphost\n  HostName 127.0.0.1\n  Port ${jump.port}\n  IdentityFile ${jump.clientKey}\n` +
             `Host behind\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  ProxyJump 127.0.0.1:${closed},jumphost\n` +
@@ -376,7 +377,7 @@ describe(
           1,
           /cannot resolve host 'nosuchhost-blockdiff\.invalid' \(the HostName of 'typo' in ~\/\.ssh\/config\)$/,
         );
-        const closed = await closedPort();
+        const closed = await freePort(); // nothing listens there
         expectFailure(
           await blockdiff(t, ["backup", `refused-${t.name}`, `127.0.0.1:${closed}:${src}`]),
           1,
@@ -404,15 +405,3 @@ describe(
     }
   },
 );
-
-/** A loopback port nothing listens on. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}

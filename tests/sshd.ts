@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import process from "node:process";
-import { tempDir, waitUntil } from "./helpers.ts";
+import { freePort, tempDir, waitUntil } from "./helpers.ts";
 
 export interface Sshd {
   port: number;
@@ -94,17 +94,6 @@ export async function startSshd(o: SshdOptions = {}): Promise<Sshd> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -1,26 +1,23 @@
 /** One backup run: the next generation of a chain, published atomically, `.ver` last. */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { onCleanup } from "../cleanup.ts";
 import type { Compression } from "../compress/codec.ts";
 import type { Writable } from "node:stream";
 import type { DumpResult } from "../engine/block_loop.ts";
-import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
+import { BlockdiffError, describeIoError } from "../errors.ts";
 import {
   type BaselineRecord,
-  encodeManifest,
   type Manifest,
   type MysqlCoordinates,
   type ScanRecord,
 } from "../format/manifest.ts";
 import type { TrackingRequest } from "../tracking/thin_tracking.ts";
-import { FdWritable } from "../io/sink.ts";
 import type { RunLog } from "../log/run_log.ts";
 import { Progress } from "../display/progress.ts";
 import type { Chain, OpenDigest } from "../store/chain.ts";
-import { NotDurableError, PendingFiles, writeVersion } from "../store/commit.ts";
-import { beginCommit, endCommit } from "../store/journal.ts";
+import type { GenerationWriter } from "../store/writer_types.ts";
+import { writersOf } from "../store/writers.ts";
 import { VERSION } from "../version.ts";
 
 /** What a Dumper gets: the previous digest, and the two files to fill (diff compressed as asked). */
@@ -111,7 +108,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
   const prev = o.version;
   const gen = prev + 1;
   const old = prev > 0 ? await chain.openDigest(prev) : null;
-  const pending = new PendingFiles();
+  let writer: GenerationWriter | null = null;
   let dumped = false; // a dump resolved and was not settled yet
   /** A settle that goes wrong costs the next run its baseline (a full scan), not this generation. */
   const settle = async (published: boolean) => {
@@ -121,7 +118,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       o.warn(`change tracking: ${(err as Error).message} (the next run scans the whole volume)`);
     }
   };
-  const unregister = onCleanup(() => pending.discard());
+  const unregister = onCleanup(() => writer?.discardNow());
   const started = new Date();
   try {
     const blocksize = o.blocksize(old?.blocksize ?? null, `chain ${chain.name}`);
@@ -150,10 +147,14 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       );
     };
     if (o.dumper.size === 0) refuseEmpty();
-    const diffPath = chain.diffPath(gen, o.compression);
-    const digestPath = chain.digestPath(gen);
-    const diffOut = new FdWritable(pending.create(diffPath), { sync: true });
-    const digestOut = new FdWritable(pending.create(digestPath), { sync: true });
+    writer = await writersOf(chain).newGeneration({
+      generation: gen,
+      previous: prev,
+      compression: o.compression,
+      sizeHint: o.dumper.size,
+      log: (line) => line.startsWith("warning: ") ? o.warn(line.slice(9)) : log.info(line),
+    });
+    const { diffOut, digestOut, diffPath } = writer;
     log.info(
       `backup ${chain.name} generation ${gen} (${prev === 0 ? "full" : `incremental over ${prev}`}) ` +
         `from ${o.dumper.description}`,
@@ -175,8 +176,7 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       });
       dumped = true;
     } catch (err) {
-      diffOut.destroy();
-      digestOut.destroy();
+      await writer.discard();
       throw describeIoError(`backup of ${o.dumper.description} into ${diffPath}`, err);
     } finally {
       progress.end();
@@ -202,8 +202,8 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       blocks: result.blocks,
       compression: o.compression,
       compressionLevel: o.level,
-      diffFile: path.basename(diffPath),
-      digestFile: path.basename(digestPath),
+      diffFile: writer.diffFile,
+      digestFile: writer.digestFile,
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
       blocksRead: result.scanned.blocks,
@@ -216,17 +216,17 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
       baseline: result.baseline ?? null,
       chainId,
     };
-    pending.writeFile(chain.manifestPath(gen), encodeManifest(manifest));
-    commitGeneration(chain, pending, { generation: gen, previous: prev, files: [diffPath, digestPath] });
+    await writer.publish(manifest);
+    writer = null;
     dumped = false;
     await settle(true);
     log.info(
       `backup ${chain.name} generation ${gen} complete: ${result.blocksChanged}/${result.blocks} blocks changed, ` +
-        `${diffOut.bytes} bytes written to ${path.basename(diffPath)}`,
+        `${diffOut.bytes} bytes written to ${manifest.diffFile}`,
     );
     return { manifest, diffPath, elapsedMs: Date.now() - started.getTime() };
   } catch (err) {
-    pending.discard();
+    await writer?.discard().catch(() => {});
     if (dumped) await settle(false);
     throw err;
   } finally {
@@ -234,40 +234,6 @@ export async function runBackup(o: BackupOptions): Promise<BackupSummary> {
     await old?.cursor.close();
     await o.dumper.close();
   }
-}
-
-/**
- * Publishes a generation whose files are written and fsynced: journal (store/journal.ts), the files linked
- * into place (never over an existing one), `.ver` last. `.ver` must still say what it said when the run
- * began; any failure before `.ver` is renamed takes the files out again.
- */
-function commitGeneration(
-  chain: Chain,
-  pending: PendingFiles,
-  o: { generation: number; previous: number; files: string[] },
-): void {
-  const unchanged = () => {
-    const now = chain.readVersion();
-    if (now !== o.previous) {
-      throw new IntegrityError(
-        `${chain.name}.ver changed during this run (${o.previous} -> ${now}: another writer that does not take ` +
-          `the chain's lock?); nothing of this run was published`,
-      );
-    }
-  };
-  unchanged();
-  const files = [...o.files, chain.manifestPath(o.generation)].map((f) => path.basename(f));
-  try {
-    beginCommit(chain, { generation: o.generation, previous: o.previous, files });
-    pending.publish("link");
-    unchanged();
-    writeVersion(chain, o.generation);
-  } catch (err) {
-    if (!(err instanceof NotDurableError)) pending.unpublish();
-    endCommit(chain);
-    throw err;
-  }
-  endCommit(chain);
 }
 
 /** The backup directory must exist (it is not created: a typo would otherwise start a chain somewhere). */

@@ -16,7 +16,6 @@ import { SNAPSHOT_OPTIONS, SNAPSHOT_WRAPPER_HELP, snapshotOptionsFromArgs } from
 import { parseSource } from "../source/spec.ts";
 import { Chain } from "../store/chain.ts";
 import { monthlyChainName } from "../store/monthly.ts";
-import { openChainForWrite } from "../store/writer.ts";
 import { RunLock } from "../store/run_lock.ts";
 import { expectPositionals, intOpt, type ParsedArgs, stringOpt } from "./args.ts";
 import { blockSizeRule } from "./block_size.ts";
@@ -31,6 +30,10 @@ import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
 import { METRICS_HELP, METRICS_OPTION, monitorOptions } from "./metrics_option.ts";
 import { monitoredRun, type RunReport } from "../monitor/monitored_run.ts";
+import { connectBucket } from "../s3/connect.ts";
+import { copyChain } from "../s3/copy.ts";
+import { isS3Location, parseS3Location, type S3Location } from "../s3/location.ts";
+import { openChainArgForWrite, S3_ENDPOINT_OPTION, S3_HELP, s3Endpoint } from "./chain_location.ts";
 
 export const backupCommand: Command = {
   name: "backup",
@@ -60,6 +63,9 @@ options:
   --log FILE            append timestamped lines about the run to FILE
   --json                print a JSON summary on stdout
 ${METRICS_HELP}
+  --copy-to s3://BUCKET/[PREFIX/]NAME  then copy the chain's new generations to S3, as 'blockdiff copy'
+                        does (without the chain's lock); a failed copy fails the run but the backup stays
+${S3_HELP}
   --prune --keep-RULE N...  after the backup, prune the chain by these rules, under the same lock (see
                         'blockdiff prune --help'); a failed prune leaves the new generation in place
 ${SSH_HELP}
@@ -88,6 +94,7 @@ examples:
   blockdiff backup /backup/db /dev/vg0/mysql --compress zstd
   blockdiff backup /backup/db /dev/vg0/mysql --monthly --log /backup/db.log
   blockdiff backup /backup/web root@web1:/srv/data.img --compress zstd
+  blockdiff backup /backup/db /dev/vg0/mysql --copy-to s3://offsite/db1/db
   blockdiff backup /backup/db root@db1:/dev/vg0/mysql --lvm-snapshot=5G --mysql-lock \\
       --mysql-socket /run/mysqld/mysqld.sock --mysql-user backup --password-file /root/.db-pw --monthly`,
   options: [
@@ -109,6 +116,8 @@ examples:
     ...RETENTION_OPTIONS,
     ...SSH_OPTIONS,
     ...SNAPSHOT_OPTIONS,
+    { name: "copy-to", kind: "value" },
+    S3_ENDPOINT_OPTION,
   ],
   async run(args) {
     const log = new RunLog(stringOpt(args, "log") ?? null);
@@ -144,7 +153,12 @@ async function backup(
   const strayKeep = RETENTION_OPTIONS.find((o) => args.opts.has(o.name));
   if (strayKeep && !args.opts.has("prune")) throw new UsageError(`--${strayKeep.name} needs --prune`);
   const retention = args.opts.has("prune") ? requirePolicy(args) : null;
-  const chain = new Chain(args.opts.has("monthly") ? monthlyChainName(nameArg, new Date()) : nameArg);
+  const inBucket = isS3Location(nameArg);
+  const copyTo = copyTarget(args, inBucket);
+  if (inBucket) {
+    if (args.opts.has("monthly")) throw new UsageError("--monthly: not for chains in S3 (name the month)");
+  }
+  const local = () => new Chain(args.opts.has("monthly") ? monthlyChainName(nameArg, new Date()) : nameArg);
   /** A line for the log; one that says "warning: " (here or from the remote agent) goes to stderr too. */
   const logLine = (line: string) => {
     log.info(line);
@@ -154,11 +168,14 @@ async function backup(
     log.info(`warning: ${line}`);
     note(`warning: ${line}`);
   };
-  checkDirectory(chain.dir);
-  const writer = openChainForWrite(chain, { command: "backup", log: logLine });
+  if (!inBucket) checkDirectory(local().dir);
+  const writer = await openChainArgForWrite(nameArg, args, { command: "backup", log: logLine, local });
+  const { chain } = writer;
   const locks = [writer.lock];
   const unregister = onCleanup(() => locks.forEach((l) => l.release()));
   const par = createParallelism();
+  // deno-lint-ignore no-explicit-any
+  let result: { manifest: { generation: number } } & Record<string, any>;
   try {
     const lockPath = stringOpt(args, "lock");
     if (lockPath !== undefined && !writer.lock.isFile(lockPath)) {
@@ -232,14 +249,60 @@ async function backup(
     );
     const pruned = retention &&
       await pruneAfterBackup({ chain, policy: retention, log, par, generation: m.generation });
-    if (args.opts.has("json")) {
-      printJson({ ok: true, elapsedMs: s.elapsedMs, path: s.diffPath, manifest: m, prune: pruned });
-    }
-    return 0;
+    result = { ok: true, elapsedMs: s.elapsedMs, path: s.diffPath, manifest: m, prune: pruned };
   } finally {
     await par.close();
     unregister();
     locks.forEach((l) => l.release());
+  }
+  // the copy needs no lock: the next backup need not wait for the upload
+  const copied = copyTo &&
+    await copyAfterBackup({ chain, dest: copyTo, args, log, generation: result.manifest.generation });
+  if (args.opts.has("json")) printJson({ ...result, copy: copied ?? null });
+  return 0;
+}
+
+/** `--copy-to s3://...`: checked before the backup, used after it. */
+function copyTarget(args: ParsedArgs, inBucket: boolean): S3Location | null {
+  const v = stringOpt(args, "copy-to");
+  if (v === undefined) {
+    if (args.opts.has("s3-endpoint") && !inBucket) {
+      throw new UsageError("--s3-endpoint goes with --copy-to or NAME s3://...");
+    }
+    return null;
+  }
+  if (inBucket) throw new UsageError("--copy-to: NAME is a chain in S3 already");
+  if (!isS3Location(v)) {
+    throw new UsageError(`--copy-to: '${v}' is not an s3://BUCKET/[PREFIX/]NAME location`);
+  }
+  s3Endpoint(args);
+  return parseS3Location(v);
+}
+
+/** Copies the chain's new generations to S3; a failure says that the backup stands. */
+async function copyAfterBackup(o: {
+  chain: Chain;
+  dest: S3Location;
+  args: ParsedArgs;
+  log: RunLog;
+  generation: number;
+}) {
+  try {
+    const bucket = await connectBucket({ bucket: o.dest.bucket, endpoint: s3Endpoint(o.args) });
+    const line = (l: string) => {
+      o.log.info(l);
+      note(l);
+    };
+    const r = await copyChain({ chain: o.chain, dest: o.dest, bucket, log: line });
+    if (!r.copied.length) line(`${o.dest.url} is up to date (generation ${r.version})`);
+    return r;
+  } catch (err) {
+    if (!(err instanceof BlockdiffError)) throw err;
+    throw new BlockdiffError(
+      `generation ${o.generation} of ${o.chain.name} was backed up, but the copy to ${o.dest.url} failed: ` +
+        err.message,
+      err.exitCode,
+    );
   }
 }
 

@@ -5,8 +5,10 @@ import { type ChainInfo, describeChain, findChains, isDirectory } from "../store
 import { expectPositionals } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { printJson, printOut, printTable } from "./output.ts";
+import { isS3Location } from "../s3/location.ts";
+import { openChainArg, S3_ENDPOINT_OPTION, S3_HELP } from "./chain_location.ts";
 
-const USAGE = "blockdiff list NAME|DIR [--monthly] [--json]";
+const USAGE = "blockdiff list NAME|DIR|s3://BUCKET/[PREFIX/]NAME [--monthly] [--json]";
 
 export const listCommand: Command = {
   name: "list",
@@ -20,16 +22,23 @@ its size. DIR: one line per chain (every NAME.ver in DIR). NAME of chains taken 
 options:
   --monthly     NAME is the base name of monthly chains NAME-YYYYMM
   --json        print the same as JSON on stdout
+${S3_HELP}
   -h, --help    this help
 
 examples:
   blockdiff list /backup/db
   blockdiff list /backup/db-202611
   blockdiff list /backup`,
-  options: [HELP_OPTION, JSON_OPTION, { name: "monthly", kind: "flag" }],
-  run(args) {
+  options: [HELP_OPTION, JSON_OPTION, { name: "monthly", kind: "flag" }, S3_ENDPOINT_OPTION],
+  async run(args) {
     const [target] = expectPositionals(args, 1, 1, USAGE);
     const json = args.opts.has("json");
+    if (isS3Location(target) || args.opts.has("s3-endpoint")) {
+      const info = describeChain(await openChainArg(target, args));
+      if (json) printJson(info);
+      else printGenerations(info);
+      return 0;
+    }
     const months = isDirectory(target)
       ? []
       : monthsOf(new Chain(target), { monthly: args.opts.has("monthly") });
@@ -52,7 +61,7 @@ examples:
       if (json) printJson(info);
       else printGenerations(info);
     }
-    return Promise.resolve(0);
+    return 0;
   },
 };
 

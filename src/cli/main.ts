@@ -7,6 +7,7 @@ import { VERSION } from "../version.ts";
 import { parseArgs } from "./args.ts";
 import { logEarlyFailure } from "./log_outcome.ts";
 import { backupCommand } from "./backup.ts";
+import { copyCommand } from "./copy.ts";
 import type { Command } from "./command.ts";
 import { dumpCommand } from "./dump.ts";
 import { listCommand } from "./list.ts";
@@ -26,6 +27,7 @@ const COMMANDS: Command[] = [
   verifyCommand,
   listCommand,
   pruneCommand,
+  copyCommand,
   statusCommand,
   repairCommand,
   forgetBaselineCommand,

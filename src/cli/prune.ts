@@ -1,11 +1,12 @@
 import { createParallelism } from "../engine/parallel.ts";
 import { formatBytes, formatDuration } from "../display/units.ts";
 import { UsageError } from "../errors.ts";
+import { isS3Location } from "../s3/location.ts";
 import { RunLog } from "../log/run_log.ts";
 import type { RetentionPolicy } from "../pruner/policy.ts";
 import { planPrune, type PrunePlan, runPrune } from "../pruner/prune.ts";
 import { describeMembers, readChainView } from "../store/generations.ts";
-import { openChainForWrite } from "../store/writer.ts";
+import { openChainArg, openChainArgForWrite, S3_ENDPOINT_OPTION, S3_HELP } from "./chain_location.ts";
 import { expectPositionals, type ParsedArgs, stringOpt } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { logOutcome } from "./log_outcome.ts";
@@ -14,9 +15,9 @@ import { policyFromArgs, RETENTION_HELP, RETENTION_OPTIONS } from "./retention_o
 import { METRICS_HELP, METRICS_OPTION, monitorOptions } from "./metrics_option.ts";
 import type { Chain } from "../store/chain.ts";
 import { monitoredRun, type RunReport } from "../monitor/monitored_run.ts";
-import { resolveChain } from "../store/monthly.ts";
 
-const USAGE = "blockdiff prune NAME --keep-RULE N... [--dry-run] [--json] [--log FILE] [--metrics FILE]";
+const USAGE =
+  "blockdiff prune NAME|s3://BUCKET/[PREFIX/]NAME --keep-RULE N... [--dry-run] [--json] [--log FILE] [--metrics FILE]";
 
 export const pruneCommand: Command = {
   name: "prune",
@@ -32,7 +33,9 @@ and verify of a removed generation say where its blocks went. Times are the mani
 of the chain's newest generation. Killed at any point, the chain stays restorable and the next prune or
 backup finishes the interrupted step. It holds the chain's lock, like backup. A pruned chain needs
 blockdiff to restore (the original tools start at generation 1); 'blockdiff merge' of the remaining diffs
-in order still rebuilds the newest generation.
+in order still rebuilds the newest generation. A chain in S3 is pruned the same way: the new diff is
+uploaded, the kept generation's manifest replaced, then the objects nothing names are deleted (one prune
+of a chain at a time; a restore or verify reading it meanwhile may fail and can be run again).
 
 options:
 ${RETENTION_HELP}
@@ -40,6 +43,7 @@ ${RETENTION_HELP}
   --json                print the plan and the result as JSON on stdout
   --log FILE            append timestamped lines about the run to FILE
 ${METRICS_HELP}
+${S3_HELP}
   -h, --help            this help
 
 examples:
@@ -52,6 +56,7 @@ examples:
     { name: "dry-run", kind: "flag" },
     { name: "log", kind: "value" },
     METRICS_OPTION,
+    S3_ENDPOINT_OPTION,
   ],
   async run(args) {
     const log = new RunLog(stringOpt(args, "log") ?? null);
@@ -69,14 +74,18 @@ examples:
 async function prune(args: ParsedArgs, log: RunLog, runReport: RunReport): Promise<number> {
   const [name] = expectPositionals(args, 1, 1, USAGE);
   const policy = requirePolicy(args);
-  const chain = resolveChain(name);
   const json = args.opts.has("json");
   if (args.opts.has("dry-run")) {
+    const chain = await openChainArg(name, args);
     const plan = planPrune(chain, readChainView(chain), policy);
     report({ chain, plan, json, dryRun: true, bytesFreed: null, elapsedMs: 0 });
     return 0;
   }
-  const writer = openChainForWrite(chain, { command: "prune", log: (l) => log.info(l) });
+  if (!isS3Location(name) && args.opts.has("s3-endpoint")) {
+    throw new UsageError(`--s3-endpoint: ${name} is not an s3:// location`);
+  }
+  const writer = await openChainArgForWrite(name, args, { command: "prune", log: (l) => log.info(l) });
+  const { chain } = writer;
   const par = createParallelism(undefined, { readsAndWrites: true });
   try {
     runReport.locked();

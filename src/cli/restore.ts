@@ -3,12 +3,13 @@ import { UsageError } from "../errors.ts";
 import { formatBytes, formatDuration, formatRate } from "../display/units.ts";
 import { runRestore } from "../restorer/restore.ts";
 import { isStdout } from "../restorer/target.ts";
-import { resolveChain } from "../store/monthly.ts";
 import { expectPositionals, intOpt } from "./args.ts";
 import { type Command, GENERATION_OPTION, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson } from "./output.ts";
+import { openChainArg, S3_ENDPOINT_OPTION, S3_HELP } from "./chain_location.ts";
 
-const USAGE = "blockdiff restore NAME TARGET|- [--generation K] [--monthly] [--force] [--no-sparse] [--json]";
+const USAGE =
+  "blockdiff restore NAME|s3://BUCKET/[PREFIX/]NAME TARGET|- [--generation K] [--monthly] [--force] [--no-sparse] [--json]";
 
 export const restoreCommand: Command = {
   name: "restore",
@@ -37,23 +38,33 @@ options:
   -f, --force           replace TARGET if it is an existing regular file
   --no-sparse           write the zero blocks of a file too (allocate the whole image)
   --json                print a JSON summary on stdout (not with TARGET -)
+${S3_HELP}
   -h, --help            this help
 
 examples:
   blockdiff restore /backup/db /restore/db.img
   blockdiff restore /backup/db-202611 /dev/vg0/restore --generation 12
+  blockdiff restore s3://offsite/hosts/db1/db /restore/db.img
   blockdiff restore /backup/db - | ssh root@db2 'dd of=/dev/vg0/mysql bs=1M'`,
-  options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION, { name: "force", short: "f", kind: "flag" }, {
-    name: "no-sparse",
-    kind: "flag",
-  }, { name: "monthly", kind: "flag" }],
+  options: [
+    HELP_OPTION,
+    JSON_OPTION,
+    GENERATION_OPTION,
+    { name: "force", short: "f", kind: "flag" },
+    {
+      name: "no-sparse",
+      kind: "flag",
+    },
+    { name: "monthly", kind: "flag" },
+    S3_ENDPOINT_OPTION,
+  ],
   async run(args) {
     const [name, target] = expectPositionals(args, 2, 2, USAGE);
     if (args.opts.has("json") && isStdout(target)) {
       throw new UsageError("restore: --json cannot go with TARGET - (standard output carries the image)");
     }
     const generation = intOpt(args, "generation");
-    const chain = resolveChain(name, { monthly: args.opts.has("monthly") });
+    const chain = await openChainArg(name, args);
     const par = createParallelism(undefined, { readsAndWrites: true });
     const s = await runRestore({
       chain,
@@ -66,7 +77,7 @@ examples:
     }).finally(() => par.close());
     if (args.opts.has("json")) printJson({ ok: true, target, ...s });
     note(
-      `restored generation ${s.generation} of ${chain.path("")} to ${
+      `restored generation ${s.generation} of ${chain.location} to ${
         isStdout(target) ? "standard output" : target
       }: ` +
         `${formatBytes(s.size)} (${s.blocks} blocks) in ${formatDuration(s.elapsedMs)} ` +

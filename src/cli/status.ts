@@ -5,6 +5,8 @@ import { isDirectory } from "../store/describe.ts";
 import { expectPositionals, stringOpt } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { printJson, printOut } from "./output.ts";
+import { isS3Location } from "../s3/location.ts";
+import { openChainArg, S3_ENDPOINT_OPTION } from "./chain_location.ts";
 
 const USAGE = "blockdiff status NAME|DIR [--max-age AGE] [--max-verify-age AGE] [--json]";
 
@@ -44,8 +46,9 @@ examples:
     JSON_OPTION,
     { name: "max-age", kind: "value" },
     { name: "max-verify-age", kind: "value" },
+    S3_ENDPOINT_OPTION,
   ],
-  run(args) {
+  async run(args) {
     const [target] = expectPositionals(args, 1, 1, USAGE);
     const maxVerify = stringOpt(args, "max-verify-age");
     const limits = {
@@ -58,7 +61,12 @@ examples:
       chains = chainsIn(target).map((c) => chainStatus(c, limits)).filter((s) => s !== null);
       if (!chains.length) throw new BlockdiffError(`no backup chains in ${target}`);
     } else {
-      const s = chainStatus(target, limits);
+      const remote = isS3Location(target) ? await openChainArg(target, args) : null;
+      const local = chainStatus(remote ? remote.path("") : target, limits);
+      // an S3 chain is read from its local copy: named as given
+      const s = local && remote
+        ? { ...local, chain: target, dir: target.slice(0, -remote.name.length - 1) }
+        : local;
       if (!s) {
         throw new BlockdiffError(`no backup chain ${target} (no ${target}.ver and no record of a run)`);
       }

@@ -1,15 +1,15 @@
 import { verifyChain } from "../checker/verify.ts";
 import { createParallelism } from "../engine/parallel.ts";
 import { EXIT } from "../errors.ts";
-import { resolveChain } from "../store/monthly.ts";
 import { expectPositionals, intOpt } from "./args.ts";
 import { type Command, GENERATION_OPTION, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { note, printJson, printOut } from "./output.ts";
 import { METRICS_HELP, METRICS_OPTION, monitorOptions } from "./metrics_option.ts";
 import { monitoredRun, type RunReport } from "../monitor/monitored_run.ts";
 import type { ParsedArgs } from "./args.ts";
+import { openChainArg, S3_ENDPOINT_OPTION, S3_HELP } from "./chain_location.ts";
 
-const USAGE = "blockdiff verify NAME [--generation K] [--json] [--metrics FILE]";
+const USAGE = "blockdiff verify NAME|s3://BUCKET/[PREFIX/]NAME [--generation K] [--json] [--metrics FILE]";
 
 export const verifyCommand: Command = {
   name: "verify",
@@ -26,11 +26,12 @@ options:
   -g, --generation K    check the generations up to K only
   --json                print the results as JSON on stdout
 ${METRICS_HELP}
+${S3_HELP}
   -h, --help            this help
 
 example:
   blockdiff verify /backup/db`,
-  options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION, METRICS_OPTION],
+  options: [HELP_OPTION, JSON_OPTION, GENERATION_OPTION, METRICS_OPTION, S3_ENDPOINT_OPTION],
   run(args) {
     return monitoredRun(monitorOptions(args, "verify"), (report) => verify(args, report));
   },
@@ -41,7 +42,8 @@ async function verify(args: ParsedArgs, report: RunReport): Promise<number> {
   const json = args.opts.has("json");
   const par = createParallelism(undefined, { readsAndWrites: true });
   const results = await verifyChain({
-    chain: resolveChain(name),
+    // the bucket's digests, not the local copy's: verify checks what is stored there
+    chain: await openChainArg(name, args, { refetchDigests: true }),
     upTo: intOpt(args, "generation"),
     hasher: par.hasher,
     onResult: (r) => {

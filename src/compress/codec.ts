@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { PassThrough, pipeline, type Readable, Transform, type Writable } from "node:stream";
+import { PassThrough, pipeline, Readable, Transform, type Writable } from "node:stream";
 import * as zlib from "node:zlib";
 import { BlockdiffError, UsageError } from "../errors.ts";
 import { BufferedSource, type ByteSource, FdSource, StreamSource } from "../io/byte_source.ts";
@@ -106,6 +106,37 @@ export function openDecompressed(
   raw.on("error", (err) => tap.destroy(err));
   raw.pipe(tap);
   return decompressStream(tap, kind, Math.min(bufferBytes, 256 * 1024));
+}
+
+/** As openDecompressed, from a byte source (an object in a bucket) instead of a descriptor. */
+export function openDecompressedSource(
+  src: ByteSource,
+  kind: Compression,
+  onRaw: (chunk: Uint8Array) => void = () => {},
+  bufferBytes = 1 << 20,
+): ByteSource {
+  const tapped: ByteSource = {
+    read: async (buf, off, len) => {
+      const n = await src.read(buf, off, len);
+      onRaw(buf.subarray(off, off + n));
+      return n;
+    },
+    close: () => src.close(),
+  };
+  if (kind === "none") return new BufferedSource(tapped, bufferBytes);
+  const input = Readable.from(
+    (async function* () {
+      for (;;) {
+        const buf = new Uint8Array(bufferBytes);
+        const n = await tapped.read(buf, 0, buf.length);
+        if (n === 0) return;
+        yield buf.subarray(0, n);
+      }
+    })(),
+    { objectMode: false },
+  );
+  input.on("close", () => void src.close());
+  return decompressStream(input, kind, Math.min(bufferBytes, 256 * 1024));
 }
 
 /** Uncompressed bytes of a compressed readable stream (gzip in chunks of `chunkBytes`). */

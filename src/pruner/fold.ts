@@ -1,24 +1,25 @@
 /**
  * The new diff of a kept generation that absorbs the generations removed before it: for each block index,
  * the record of the newest of the inputs (the removed generations and the kept one, oldest first) that
- * has it, in offset order, written compressed under a temporary name and fsynced. Every record written is
+ * has it, in offset order, written compressed. Every record written is
  * the block as it is in the kept generation, so each is checked against that generation's digest before
- * the fold can be published; a fold that makes the chain's first generation must hold every block.
+ * the fold can be published; a fold that makes the chain's first generation must hold every block. It is
+ * written where the chain's store says (a temporary file, an upload: store/writer_types.ts).
  */
-import * as fs from "node:fs";
-import { onCleanup } from "../cleanup.ts";
-import { compressInto, type Compression, type CompressPipe, EXTENSION } from "../compress/codec.ts";
+import { compressInto, type Compression, type CompressPipe } from "../compress/codec.ts";
 import { Progress } from "../display/progress.ts";
 import type { Parallelism } from "../engine/parallel.ts";
 import { RecordBatch } from "../engine/record_batch.ts";
 import { describeIoError, IntegrityError } from "../errors.ts";
 import { type DiffReader, type DiffRecord, DiffWriter } from "../format/diff.ts";
-import { ChunkBuffer, FdWritable, streamFinished, writeConsumed } from "../io/sink.ts";
+import { ChunkBuffer, streamFinished, writeConsumed } from "../io/sink.ts";
 import type { Chain } from "../store/chain.ts";
-import { tempPathFor } from "../store/commit.ts";
+import type { FoldWriter } from "../store/writer_types.ts";
 
 export interface FoldRequest {
   chain: Chain;
+  /** Where the new diff goes (store/writers.ts); discarded here on a failure. */
+  writer: FoldWriter;
   /** The kept generation. */
   into: number;
   /** The removed generations, then `into`, oldest first. */
@@ -31,9 +32,6 @@ export interface FoldRequest {
 }
 
 export interface FoldedDiff {
-  /** Paths of the staged (temporary) diff and of its final name. */
-  staged: string;
-  final: string;
   bytes: number;
   sha256: string;
   records: number;
@@ -43,14 +41,14 @@ export interface FoldedDiff {
 
 export async function writeFold(o: FoldRequest): Promise<FoldedDiff> {
   const { chain, into } = o;
-  const final = chain.path(`.${into}${EXTENSION[o.compression]}`);
-  const staged = tempPathFor(final);
   const readers: DiffReader[] = [];
-  const digest = await chain.openDigest(into);
-  const unregister = onCleanup(() => fs.rmSync(staged, { force: true }));
-  let fd: number | null = null, file: FdWritable | null = null, pipe: CompressPipe | null = null;
+  let pipe: CompressPipe | null = null;
   let read = 0;
-  const totalIn = o.inputs.reduce((n, g) => n + fs.statSync(chain.findDiff(g).path).size, 0);
+  const digest = await chain.openDigest(into).catch(async (err) => {
+    await o.writer.discard();
+    throw err;
+  });
+  const totalIn = o.inputs.reduce((n, g) => n + chain.diffSize(chain.findDiff(g)), 0);
   const progress = new Progress(`prune ${chain.name}: generation ${into}`, totalIn);
   try {
     for (const g of o.inputs) {
@@ -62,12 +60,7 @@ export async function writeFold(o: FoldRequest): Promise<FoldedDiff> {
         );
       }
     }
-    try {
-      fd = fs.openSync(staged, "wx", 0o600);
-    } catch (err) {
-      throw describeIoError(`creating ${staged}`, err);
-    }
-    file = new FdWritable(fd, { sync: true });
+    const file = o.writer.out;
     const out = pipe = compressInto(o.compression, o.level, file, o.par.compress);
     out.done.catch(() => {}); // awaited below, unless a record fails first
     const buffer = new ChunkBuffer((c) => writeConsumed(out.head, c));
@@ -108,11 +101,9 @@ export async function writeFold(o: FoldRequest): Promise<FoldedDiff> {
     await buffer.drain();
     out.head.end();
     await out.done;
-    const written = file; // fsynced once finished
+    const written = file; // fsynced (or uploaded) once finished
     await streamFinished(written);
     return {
-      staged,
-      final,
       bytes: written.bytes,
       sha256: written.sha256!.digest("hex"),
       records,
@@ -120,13 +111,10 @@ export async function writeFold(o: FoldRequest): Promise<FoldedDiff> {
     };
   } catch (err) {
     pipe?.head.destroy();
-    file?.destroy();
-    fs.rmSync(staged, { force: true });
-    throw describeIoError(`writing ${staged}`, err); // a BlockdiffError stays as it is
+    await o.writer.discard();
+    throw describeIoError(`writing ${o.writer.where}`, err); // a BlockdiffError stays as it is
   } finally {
     progress.end();
-    unregister();
-    if (fd !== null) fs.closeSync(fd);
     for (const r of readers) await r.close().catch(() => {});
     await digest.cursor.close();
   }

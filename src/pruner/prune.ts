@@ -13,8 +13,8 @@ import type { Parallelism } from "../engine/parallel.ts";
 import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import { type Manifest, MANIFEST_FORMAT } from "../format/manifest.ts";
 import type { Chain } from "../store/chain.ts";
-import { commitFold } from "../store/fold_commit.ts";
 import { type ChainView, readChainView } from "../store/generations.ts";
+import { writersOf } from "../store/writers.ts";
 import { VERSION } from "../version.ts";
 import { applyPolicy, type Decision, type RetentionPolicy } from "./policy.ts";
 import { type FoldedDiff, writeFold } from "./fold.ts";
@@ -69,7 +69,7 @@ export function planPrune(
       continue;
     }
     if (removed.length) {
-      const inputBytes = [...removed, g].reduce((n, r) => n + fileSize(chain.findDiff(r).path), 0);
+      const inputBytes = [...removed, g].reduce((n, r) => n + chain.diffSize(chain.findDiff(r)), 0);
       folds.push({ into: g, removes: removed, first: !keptBefore, inputBytes });
     }
     removed = [];
@@ -81,16 +81,24 @@ export function planPrune(
 /** Carries a plan out (the caller holds the chain's lock); refuses first when the disk is too full. */
 export async function runPrune(o: PruneOptions, plan: PrunePlan): Promise<PruneResult> {
   const { chain } = o;
-  checkFreeSpace(chain, plan);
+  if (chain.diffsAreLocal) checkFreeSpace(chain, plan);
   const view = readChainView(chain);
   const newest = chain.findDiff(view.version);
   const compression = newest.compression;
   const level = view.manifests.get(view.version)?.compressionLevel ?? DEFAULT_LEVEL[compression];
   let bytesFreed = 0;
   for (const f of plan.folds) {
-    const before = filesSize(chain, [...f.removes, f.into]);
+    const before = generationBytes(chain, [...f.removes, f.into]);
+    const writer = await writersOf(chain).newFold({
+      into: f.into,
+      removes: f.removes,
+      compression,
+      inputBytes: f.inputBytes,
+      log: o.log,
+    });
     const folded = await writeFold({
       chain,
+      writer,
       into: f.into,
       inputs: [...f.removes, f.into],
       first: f.first,
@@ -98,16 +106,18 @@ export async function runPrune(o: PruneOptions, plan: PrunePlan): Promise<PruneR
       level,
       par: o.par,
     });
-    const manifest = await foldedManifest(chain, readChainView(chain), f, folded, { compression, level });
-    commitFold(chain, {
-      generation: f.into,
-      removes: f.removes,
-      staged: path.basename(folded.staged),
-      diffFile: path.basename(folded.final),
-      oldDiffFile: path.basename(chain.findDiff(f.into).path),
-      manifest,
-    });
-    const freed = before - filesSize(chain, [f.into]);
+    try {
+      const manifest = await foldedManifest(chain, readChainView(chain), f, folded, {
+        compression,
+        level,
+        diffFile: writer.diffFile,
+      });
+      await writer.commit(manifest);
+    } catch (err) {
+      await writer.discard();
+      throw err;
+    }
+    const freed = before - generationBytes(chain, [f.into]);
     bytesFreed += freed;
     o.log(
       `pruned generation${f.removes.length > 1 ? "s" : ""} ${f.removes.join(", ")} of ${chain.name} into ` +
@@ -126,7 +136,7 @@ async function foldedManifest(
   view: ChainView,
   f: FoldPlan,
   folded: FoldedDiff,
-  c: { compression: Compression; level: number },
+  c: { compression: Compression; level: number; diffFile: string },
 ): Promise<Manifest> {
   const base = view.manifests.get(f.into) ?? await originalManifest(chain, view, f, folded);
   const absorbed = new Set([...base.absorbed ?? [], ...f.removes]);
@@ -135,7 +145,7 @@ async function foldedManifest(
     ...base,
     compression: c.compression,
     compressionLevel: c.level,
-    diffFile: path.basename(folded.final),
+    diffFile: c.diffFile,
     blocksChanged: folded.records,
     bytesWritten: folded.bytes,
     diffSha256: folded.sha256,
@@ -238,8 +248,16 @@ function checkFreeSpace(chain: Chain, plan: PrunePlan): void {
   }
 }
 
-function filesSize(chain: Chain, gens: number[]): number {
-  return gens.flatMap((g) => chain.generationPaths(g)).reduce((n, p) => n + fileSize(p), 0);
+/** The bytes of generations' diffs, digests and manifests. */
+function generationBytes(chain: Chain, gens: number[]): number {
+  let n = 0;
+  for (const g of gens) {
+    try {
+      n += chain.diffSize(chain.findDiff(g));
+    } catch { /* gone: nothing to count */ }
+    n += fileSize(chain.digestPath(g)) + fileSize(chain.manifestPath(g));
+  }
+  return n;
 }
 
 function fileSize(p: string): number {

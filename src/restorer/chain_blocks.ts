@@ -8,19 +8,24 @@
  * (by generation K's digest) are not read.
  */
 import * as fs from "node:fs";
-import { type Compression, openDecompressed } from "../compress/codec.ts";
+import { type Compression, openDecompressed, openDecompressedSource } from "../compress/codec.ts";
 import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
 import { describeIoError, IntegrityError } from "../errors.ts";
 import { DiffReader, type DiffRecord, RECORD_HEADER_SIZE } from "../format/diff.ts";
+import type { ByteSource } from "../io/byte_source.ts";
 import { decodeBlocksize, HEADER_SIZE } from "../format/digest.ts";
 import type { PageCache } from "../runtime.ts";
 import { exactlyPlanned, recordPosition, type RestorePlan } from "./plan.ts";
 
-/** A member's diff file, opened: the descriptor belongs to ChainBlocks from here on. */
+/**
+ * A member's diff file, opened: the descriptor belongs to ChainBlocks from here on. A diff in a bucket has
+ * no descriptor (-1) but `open`, and is read in order.
+ */
 export interface OpenedDiff {
   fd: number;
   path: string;
   compression: Compression;
+  open?: () => ByteSource;
 }
 
 interface Positioned {
@@ -80,7 +85,7 @@ export class ChainBlocks {
     this.#sources = diffs.map((d, m) => {
       if (d === null) return null;
       const p = plan.members[m];
-      if (d.compression === "none") {
+      if (d.compression === "none" && d.open === undefined) {
         const size = fs.fstatSync(d.fd).size;
         if (exactlyPlanned(p, plan.blocksize, size)) {
           checkBlocksize(d, plan.blocksize);
@@ -233,7 +238,9 @@ export class ChainBlocks {
     try {
       src.reader ??= await DiffReader.open(
         withReadErrors(
-          openDecompressed({ fd: diff.fd, path: diff.path }, diff.compression, () => {}, STREAM_BUFFER),
+          diff.open
+            ? openDecompressedSource(diff.open(), diff.compression, () => {}, STREAM_BUFFER)
+            : openDecompressed({ fd: diff.fd, path: diff.path }, diff.compression, () => {}, STREAM_BUFFER),
           diff.path,
         ),
         diff.path,
@@ -319,7 +326,7 @@ export class ChainBlocks {
     if (src.closed) return;
     src.closed = true;
     if (src.reader) await src.reader.close();
-    else fs.closeSync(src.diff.fd);
+    else if (src.diff.fd >= 0) fs.closeSync(src.diff.fd);
   }
 
   async close(): Promise<void> {

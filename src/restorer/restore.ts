@@ -150,7 +150,7 @@ async function openGenerations(
   let blocks: ChainBlocks | null = null;
   const close = async () => {
     if (blocks) await blocks.close();
-    else for (const d of diffs) if (d) fs.closeSync(d.fd);
+    else for (const d of diffs) if (d && d.fd >= 0) fs.closeSync(d.fd);
     await digest?.cursor.close();
   };
   try {

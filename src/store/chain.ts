@@ -12,12 +12,19 @@ import { DigestCursor } from "../format/digest_cursor.ts";
 import { decodeManifest, type Manifest } from "../format/manifest.ts";
 import { decodeVersion } from "../format/ver.ts";
 import { foldInProgress } from "./journal_record.ts";
-import { FdSource } from "../io/byte_source.ts";
+import type { ChainWriters } from "./writer_types.ts";
+import { type ByteSource, FdSource } from "../io/byte_source.ts";
 import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
 
 export interface DiffFile {
   path: string;
   compression: Compression;
+}
+
+/** A diff file opened for reading: its descriptor, or for a diff kept elsewhere (S3), `open` (fd -1). */
+export interface OpenedDiffFile extends DiffFile {
+  fd: number;
+  open?: () => ByteSource;
 }
 
 export interface OpenDigest {
@@ -35,6 +42,11 @@ export class Chain {
     if (spec === "" || spec.endsWith("/")) throw new UsageError(`invalid chain name '${spec}'`);
     this.dir = path.dirname(spec);
     this.name = path.basename(spec);
+  }
+
+  /** Where the chain is, for messages: DIR/NAME, or the s3:// URL of one in a bucket. */
+  get location(): string {
+    return this.path("");
   }
 
   path(suffix: string): string {
@@ -64,6 +76,16 @@ export class Chain {
   /** Every file name generation `gen` may have. */
   generationPaths(gen: number): string[] {
     return [...COMPRESSIONS.map((c) => this.diffPath(gen, c)), this.digestPath(gen), this.manifestPath(gen)];
+  }
+
+  /** Whether the diffs are files here (not in a bucket). */
+  get diffsAreLocal(): boolean {
+    return true;
+  }
+
+  /** The store's own writers (a chain in a bucket); null: the directory's (writers.ts). */
+  get writers(): ChainWriters | null {
+    return null;
   }
 
   /** The number in NAME.ver; null when there is no NAME.ver. A directory or garbage there is corruption. */
@@ -127,8 +149,17 @@ export class Chain {
     );
   }
 
+  /** The size of a diff file findDiff gave. */
+  diffSize(f: DiffFile): number {
+    try {
+      return fs.statSync(f.path).size;
+    } catch (err) {
+      throw describeIoError(f.path, err);
+    }
+  }
+
   /** Opens generation `gen`'s diff file (not read yet): the descriptor stays valid whatever a prune does. */
-  openDiffFile(gen: number): DiffFile & { fd: number } {
+  openDiffFile(gen: number): OpenedDiffFile {
     const f = this.findDiff(gen);
     try {
       return { ...f, fd: fs.openSync(f.path, "r") };

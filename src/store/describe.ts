@@ -43,7 +43,6 @@ function describeOnce(chain: Chain): ChainInfo {
   for (const g of view.members) {
     const diff = chain.findDiff(g);
     const m = chain.readManifest(g);
-    const diffSt = statOrFail(diff.path);
     const digestSt = statOrFail(chain.digestPath(g));
     generations.push({
       generation: g,
@@ -52,7 +51,7 @@ function describeOnce(chain: Chain): ChainInfo {
       blocks: Math.max(0, (digestSt.size - HEADER_SIZE) / DIGEST_SIZE),
       blocksChanged: m?.blocksChanged ?? null,
       diffFile: path.basename(diff.path),
-      diffBytes: diffSt.size,
+      diffBytes: chain.diffSize(diff),
       compression: diff.compression,
       absorbed: m?.absorbed ?? [],
     });
