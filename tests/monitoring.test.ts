@@ -306,7 +306,7 @@ for (const t of targets()) {
       const h = (await run(t, ["status", "--help"])).stdout.toString();
       assert.match(
         h,
-        /^usage: blockdiff status NAME\|DIR \[--max-age AGE\] \[--max-verify-age AGE\] \[--json\]/,
+        /^usage: blockdiff status NAME\|DIR\S* \[--max-age AGE\] \[--max-verify-age AGE\] \[--json\]/,
       );
       assert.match(h, /examples:\n {2}blockdiff status \/backup\/db\n/);
       const main = (await run(t, ["--help"])).stdout.toString();

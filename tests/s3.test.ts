@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe } from "node:test";
-import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
+import { ListMultipartUploadsCommand, PutBucketVersioningCommand, S3Client } from "@aws-sdk/client-s3";
 import {
   changeBlocks,
   expectFailure,
@@ -42,15 +42,28 @@ function s3run(t: Target, args: string[], o: { cwd?: string; env?: Record<string
   return run(t, args, { cwd: o.cwd, env: s3env(o.env) });
 }
 
-function uploadsUnder(prefix: string): Promise<number> {
-  const c = new S3Client({
+/** An S3 client of the test's own (to look at the server apart from blockdiff's code). */
+function client(): S3Client {
+  return new S3Client({
     endpoint: rgw.endpoint,
     region: "us-east-1",
     forcePathStyle: true,
     credentials: { accessKeyId: rgw.accessKey, secretAccessKey: rgw.secretKey },
   });
+}
+
+function uploadsUnder(prefix: string): Promise<number> {
+  const c = client();
   return c.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }))
     .then((r) => r.Uploads?.length ?? 0).finally(() => c.destroy());
+}
+
+async function setVersioning(bucket: string, status: "Enabled" | "Suspended"): Promise<void> {
+  const c = client();
+  await c.send(
+    new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: status } }),
+  )
+    .finally(() => c.destroy());
 }
 
 /** A local chain of `gens` generations of a `size`-byte image; returns each generation's image SHA-256. */
@@ -330,126 +343,140 @@ describe("s3", { skip }, () => {
         assert.equal(rgw.listKeys(BUCKET, prefix).length, 1 + 2 * 3);
       });
 
-      it("fault: prune of an S3 chain SIGKILLed or its server killed at any point (10 trials): every kept generation restores, the next prune finishes", async () => {
-        for (let trial = 0; trial < 10; trial++) {
-          const dir = tempDir();
-          const prefix = `${t.name}/prune-kill${trial}/`;
-          const url = `s3://${BUCKET}/${prefix}db`;
-          const sums = await s3Chain(t, dir, url, 4, 6 << 20);
-          const p = start(t, ["prune", url, "--keep-last", "1"], { env: s3env() });
-          const gateway = trial % 2 === 1;
-          await new Promise((r) => setTimeout(r, 40 + trial * 45));
-          if (gateway) await rgw.killGateway();
-          else p.child.kill("SIGKILL");
-          await p.done;
-          if (gateway) await rgw.startGateway();
-          // whatever the step, the newest generation restores, and so does every generation still listed
-          const l = await s3run(t, ["list", url, "--json"]);
-          assert.equal(l.code, 0, l.stderr);
-          const listed: number[] = JSON.parse(l.stdout.toString()).generations.map((
-            g: { generation: number },
-          ) => g.generation);
-          assert.equal(listed.at(-1), 4);
-          await restoresAll(t, dir, url, Object.fromEntries(listed.map((g) => [g, sums[g - 1]])));
-          const again = await s3run(t, ["prune", url, "--keep-last", "1"]);
-          assert.equal(again.code, 0, again.stderr);
-          await restoresAll(t, dir, url, { 4: sums[3] });
-          assert.equal(await uploadsUnder(prefix), 0);
-          assert.equal(
-            rgw.listKeys(BUCKET, prefix).length,
-            1 + 3,
-            `trial ${trial}: ${rgw.listKeys(BUCKET, prefix).join(" ")}`,
-          );
-        }
-      });
-
-      it("fault: SIGKILL at each S3 request of a backup, a copy and a prune: what is listed restores, the next run finishes, nothing is left over", async () => {
-        const proxy = await startS3Proxy(rgw.endpoint);
-        const env = { AWS_ENDPOINT_URL: proxy.endpoint };
-        const scenarios: {
-          name: string;
-          /** Makes the chain as it is before the run; returns the command and the final generations. */
-          setup: (dir: string, url: string) => Promise<{ args: string[]; final: number[] }>;
-        }[] = [
-          {
-            name: "backup (a multipart upload)",
-            setup: (dir, url) => {
-              fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(20 << 20, 31));
-              return Promise.resolve({
-                args: ["backup", url, "src.img", "--block-size", String(BS)],
-                final: [1],
-              });
-            },
-          },
-          {
-            name: "copy",
-            setup: async (dir, url) => {
-              await localChain(t, dir, { gens: 2, size: 1 << 20, compress: "gzip" });
-              return { args: ["copy", "db", url], final: [1, 2] };
-            },
-          },
-          {
-            name: "prune",
-            setup: async (dir, url) => {
-              await s3Chain(t, dir, url, 3, 1 << 20, env);
-              return { args: ["prune", url, "--keep-last", "1"], final: [3] };
-            },
-          },
-        ];
-        try {
-          for (const sc of scenarios) {
-            let steps = Infinity;
-            for (let k = -1; k < steps; k++) {
-              const dir = tempDir();
-              const prefix = `${t.name}/steps/${sc.name.split(" ")[0]}${k}/`;
-              const url = `s3://${BUCKET}/${prefix}db`;
-              const { args, final } = await sc.setup(dir, url);
-              const images = fs.existsSync(path.join(dir, "src.img"))
-                ? sha256File(path.join(dir, "src.img"))
-                : null;
-              proxy.reset();
-              const run1 = start(t, args, { cwd: dir, env: s3env(env) });
-              if (k >= 0) proxy.stopAt(k, () => run1.child.kill("SIGKILL"));
-              const r = await run1.done;
-              if (k < 0) {
-                assert.equal(r.code, 0, r.stderr);
-                steps = proxy.requests.length; // the run's requests: each is a step to be killed at
-                continue;
-              }
-              const what = `${sc.name}, killed at request ${k} (${proxy.requests[k]})`;
-              proxy.reset();
-              // whatever it was killed at: each generation listed restores (or there is none yet)
-              const l = await s3run(t, ["list", url, "--json"], { env });
-              if (l.code === 0) {
-                for (const g of JSON.parse(l.stdout.toString()).generations) {
-                  const out = path.join(dir, "check.img");
-                  const rr = await s3run(t, ["restore", url, out, "-g", String(g.generation), "--force"], {
-                    env,
-                  });
-                  assert.equal(rr.code, 0, `${what}: generation ${g.generation}: ${rr.stderr}`);
-                }
-              } else assert.match(l.stderr, /no backup chain/, what);
-              // and the next run finishes the job
-              const again = await s3run(t, args, { cwd: dir, env });
-              assert.equal(again.code, 0, `${what}: ${again.stderr}`);
-              const gens = JSON.parse((await s3run(t, ["list", url, "--json"], { env })).stdout.toString())
-                .generations.map((g: { generation: number }) => g.generation);
-              if (sc.name !== "backup (a multipart upload)") assert.deepEqual(gens, final, what);
-              if (images && sc.name.startsWith("backup")) {
-                const out = path.join(dir, "last.img");
-                assert.equal((await s3run(t, ["restore", url, out], { env })).code, 0);
-                assert.equal(sha256File(out), images, what);
-              }
-              assert.equal(await uploadsUnder(prefix), 0, `${what}: an upload is left`);
-              const keys = rgw.listKeys(BUCKET, prefix);
-              assert.equal(keys.length, 1 + 3 * gens.length, `${what}: ${keys.join(" ")}`);
-            }
-            assert.ok(steps >= 6, `${sc.name}: only ${steps} requests?`);
+      it(
+        "fault: prune of an S3 chain SIGKILLed or its server killed at any point (10 trials): every kept generation restores, the next prune finishes",
+        {
+          // one run of the steps is enough: the source runs the same code, each start costing a Deno
+          skip: t.name !== "binary" && "the binary runs it",
+        },
+        async () => {
+          for (let trial = 0; trial < 10; trial++) {
+            const dir = tempDir();
+            const prefix = `${t.name}/prune-kill${trial}/`;
+            const url = `s3://${BUCKET}/${prefix}db`;
+            const sums = await s3Chain(t, dir, url, 4, 6 << 20);
+            const p = start(t, ["prune", url, "--keep-last", "1"], { env: s3env() });
+            const gateway = trial % 2 === 1;
+            await new Promise((r) => setTimeout(r, 40 + trial * 45));
+            if (gateway) await rgw.killGateway();
+            else p.child.kill("SIGKILL");
+            await p.done;
+            if (gateway) await rgw.startGateway();
+            // whatever the step, the newest generation restores, and so does every generation still listed
+            const l = await s3run(t, ["list", url, "--json"]);
+            assert.equal(l.code, 0, l.stderr);
+            const listed: number[] = JSON.parse(l.stdout.toString()).generations.map((
+              g: { generation: number },
+            ) => g.generation);
+            assert.equal(listed.at(-1), 4);
+            await restoresAll(t, dir, url, Object.fromEntries(listed.map((g) => [g, sums[g - 1]])));
+            const again = await s3run(t, ["prune", url, "--keep-last", "1"]);
+            assert.equal(again.code, 0, again.stderr);
+            await restoresAll(t, dir, url, { 4: sums[3] });
+            assert.equal(await uploadsUnder(prefix), 0);
+            assert.equal(
+              rgw.listKeys(BUCKET, prefix).length,
+              1 + 3,
+              `trial ${trial}: ${rgw.listKeys(BUCKET, prefix).join(" ")}`,
+            );
           }
-        } finally {
-          await proxy.close();
-        }
-      });
+        },
+      );
+
+      it(
+        "fault: SIGKILL at each S3 request of a backup, a copy and a prune: what is listed restores, the next run finishes, nothing is left over",
+        {
+          // one run of the steps is enough: the source runs the same code, each start costing a Deno
+          skip: t.name !== "binary" && "the binary runs it",
+        },
+        async () => {
+          const proxy = await startS3Proxy(rgw.endpoint);
+          const env = { AWS_ENDPOINT_URL: proxy.endpoint };
+          const scenarios: {
+            name: string;
+            /** Makes the chain as it is before the run; returns the command and the final generations. */
+            setup: (dir: string, url: string) => Promise<{ args: string[]; final: number[] }>;
+          }[] = [
+            {
+              name: "backup (a multipart upload)",
+              setup: (dir, url) => {
+                fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(20 << 20, 31));
+                return Promise.resolve({
+                  args: ["backup", url, "src.img", "--block-size", String(BS)],
+                  final: [1],
+                });
+              },
+            },
+            {
+              name: "copy",
+              setup: async (dir, url) => {
+                await localChain(t, dir, { gens: 2, size: 1 << 20, compress: "gzip" });
+                return { args: ["copy", "db", url], final: [1, 2] };
+              },
+            },
+            {
+              name: "prune",
+              setup: async (dir, url) => {
+                await s3Chain(t, dir, url, 3, 1 << 20, env);
+                return { args: ["prune", url, "--keep-last", "1"], final: [3] };
+              },
+            },
+          ];
+          try {
+            for (const sc of scenarios) {
+              let steps = Infinity;
+              for (let k = -1; k < steps; k++) {
+                const dir = tempDir();
+                const prefix = `${t.name}/steps/${sc.name.split(" ")[0]}${k}/`;
+                const url = `s3://${BUCKET}/${prefix}db`;
+                const { args, final } = await sc.setup(dir, url);
+                const images = fs.existsSync(path.join(dir, "src.img"))
+                  ? sha256File(path.join(dir, "src.img"))
+                  : null;
+                proxy.reset();
+                const run1 = start(t, args, { cwd: dir, env: s3env(env) });
+                if (k >= 0) proxy.stopAt(k, () => run1.child.kill("SIGKILL"));
+                const r = await run1.done;
+                if (k < 0) {
+                  assert.equal(r.code, 0, r.stderr);
+                  steps = proxy.requests.length; // the run's requests: each is a step to be killed at
+                  continue;
+                }
+                const what = `${sc.name}, killed at request ${k} (${proxy.requests[k]})`;
+                proxy.reset();
+                // whatever it was killed at: each generation listed restores (or there is none yet)
+                const l = await s3run(t, ["list", url, "--json"], { env });
+                if (l.code === 0) {
+                  for (const g of JSON.parse(l.stdout.toString()).generations) {
+                    const out = path.join(dir, "check.img");
+                    const rr = await s3run(t, ["restore", url, out, "-g", String(g.generation), "--force"], {
+                      env,
+                    });
+                    assert.equal(rr.code, 0, `${what}: generation ${g.generation}: ${rr.stderr}`);
+                  }
+                } else assert.match(l.stderr, /no backup chain/, what);
+                // and the next run finishes the job
+                const again = await s3run(t, args, { cwd: dir, env });
+                assert.equal(again.code, 0, `${what}: ${again.stderr}`);
+                const gens = JSON.parse((await s3run(t, ["list", url, "--json"], { env })).stdout.toString())
+                  .generations.map((g: { generation: number }) => g.generation);
+                if (sc.name !== "backup (a multipart upload)") assert.deepEqual(gens, final, what);
+                if (images && sc.name.startsWith("backup")) {
+                  const out = path.join(dir, "last.img");
+                  assert.equal((await s3run(t, ["restore", url, out], { env })).code, 0);
+                  assert.equal(sha256File(out), images, what);
+                }
+                assert.equal(await uploadsUnder(prefix), 0, `${what}: an upload is left`);
+                const keys = rgw.listKeys(BUCKET, prefix);
+                assert.equal(keys.length, 1 + 3 * gens.length, `${what}: ${keys.join(" ")}`);
+              }
+              assert.ok(steps >= 6, `${sc.name}: only ${steps} requests?`);
+            }
+          } finally {
+            await proxy.close();
+          }
+        },
+      );
 
       it("backup --copy-to with the server down: the backup stands, the run fails with one line", async () => {
         const dir = tempDir();
@@ -503,6 +530,30 @@ describe("s3", { skip }, () => {
           assert.equal((await s3run(t, ["verify", url])).code, 0);
         });
       }
+
+      it("fault: radosgw killed during a restore from S3: one line, exit 1, no target left", async () => {
+        const dir = tempDir();
+        await localChain(t, dir, { gens: 1, size: 96 << 20, compress: "none" });
+        const url = `s3://${BUCKET}/${t.name}/restore-killed/db`;
+        assert.equal((await s3run(t, ["copy", "db", url], { cwd: dir })).code, 0);
+        const out = path.join(dir, "r.img");
+        const r = start(t, ["restore", url, out], { env: s3env() });
+        await waitUntil(
+          () => fs.readdirSync(dir).some((f) => f.startsWith("r.img.tmp-")),
+          "the restore writing",
+          30000,
+          10,
+        );
+        await rgw.killGateway();
+        const done = await r.done;
+        await rgw.startGateway();
+        expectFailure(
+          done,
+          1,
+          /reading .*db\.1\.[0-9a-f]{8} in s3:\/\/.*: (connection refused|the connection was reset)/,
+        );
+        assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith("r.img")), []);
+      });
 
       it("fault: killed between the manifest and .ver: the generation counts as published, the next copy goes on", async () => {
         const dir = tempDir();
@@ -631,6 +682,38 @@ describe("s3", { skip }, () => {
         assert.match(l.stdout.toString(), /^1 .*db\.1\.[0-9a-f]{8}\.zst/m);
         const missing = await s3run(t, ["list", url], { env: { ...bare, AWS_PROFILE: "nosuch" } });
         expectFailure(missing, 2, /AWS_PROFILE=nosuch: no such profile in .*credentials or .*config/);
+      });
+
+      it("security: a versioned bucket whose server ignores If-None-Match there is refused for writing (one line, exit 1), read as any", async () => {
+        const dir = tempDir();
+        await localChain(t, dir, { gens: 1, size: 256 << 10, compress: "zstd" });
+        const bucket = `versioned-${t.name}`;
+        await rgw.createBucket(bucket);
+        const url = `s3://${bucket}/db`;
+        assert.equal((await s3run(t, ["copy", "db", url], { cwd: dir })).code, 0); // before versioning
+        await setVersioning(bucket, "Enabled");
+        fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(256 << 10, 99));
+        for (
+          const args of [["copy", "db", `s3://${bucket}/other`], ["backup", url, "src.img"], [
+            "prune",
+            url,
+            "--keep-last",
+            "1",
+          ]]
+        ) {
+          const r = await s3run(t, args, { cwd: dir });
+          expectFailure(
+            r,
+            1,
+            new RegExp(`s3://${bucket} has versioning enabled and its server ignores If-None-Match`),
+          );
+        }
+        assert.deepEqual(rgw.listKeys(bucket, "").filter((k) => k.startsWith("other")), []);
+        const out = path.join(dir, "r.img");
+        assert.equal((await s3run(t, ["restore", url, out])).code, 0);
+        // suspended versioning: radosgw honours the conditional create again
+        await setVersioning(bucket, "Suspended");
+        assert.equal((await s3run(t, ["backup", url, "src.img"], { cwd: dir })).code, 0);
       });
 
       it("a missing bucket, or a server that is down: one line, exit 1", async () => {

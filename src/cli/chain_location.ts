@@ -4,6 +4,7 @@
  */
 import { UsageError } from "../errors.ts";
 import { removeAbsorbed } from "../s3/fold_upload.ts";
+import { checkConditionalCreate } from "../s3/publish.ts";
 import { openRemoteChain } from "../s3/open_chain.ts";
 import { RunLock } from "../store/run_lock.ts";
 import { openChainForWrite } from "../store/writer.ts";
@@ -63,6 +64,7 @@ export async function openChainArgForWrite(
   const chain = await openRemoteChain(spec, { endpoint: s3Endpoint(args) });
   const lock = RunLock.acquire(chain.lockPath, `chain ${chain.location}`, o.command);
   try {
+    await checkConditionalCreate(chain.bucket, chain.keys);
     await removeAbsorbed(chain, o.log);
     return { chain, version: chain.state.version, lock };
   } catch (err) {

@@ -22,7 +22,8 @@ if absent, after its digest and diff are uploaded and checked against the local 
 runs copying the same generation exactly one publishes it (the other exits 4). The local chain is only read
 (backups and prunes may run meanwhile). A failed or interrupted copy leaves nothing published; what it
 uploaded is removed by a later copy. The S3 chain must be a copy of this chain (its newest generation's
-digest is ours). 'blockdiff restore', 'verify', 'list' and 'status' read it as s3://...
+digest is ours). A bucket with versioning enabled whose server ignores conditional creates there (Ceph
+radosgw 16) is refused (exit 1). 'blockdiff restore', 'verify', 'list' and 'status' read it as s3://...
 
 options:
 ${S3_HELP}

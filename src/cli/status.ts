@@ -6,9 +6,10 @@ import { expectPositionals, stringOpt } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { printJson, printOut } from "./output.ts";
 import { isS3Location } from "../s3/location.ts";
-import { openChainArg, S3_ENDPOINT_OPTION } from "./chain_location.ts";
+import { openChainArg, S3_ENDPOINT_OPTION, S3_HELP } from "./chain_location.ts";
 
-const USAGE = "blockdiff status NAME|DIR [--max-age AGE] [--max-verify-age AGE] [--json]";
+const USAGE =
+  "blockdiff status NAME|DIR|s3://BUCKET/[PREFIX/]NAME [--max-age AGE] [--max-verify-age AGE] [--json]";
 
 export const statusCommand: Command = {
   name: "status",
@@ -28,12 +29,13 @@ NAME.last-verify.json): every verify, and every backup or prune that got the cha
 because another run holds it, exit 4, leaves that run's record). A run still going is not a problem.
 NAME: one chain (DIR/NAME; the base name of --monthly chains means the newest month). DIR: every chain in
 it (the newest month of --monthly chains); the worst chain decides the exit code. No such chain, or no
-chain in DIR: exit 1.
+chain in DIR: exit 1. A chain in S3: its newest generation's age (its runs are not recorded there).
 
 options:
   --max-age AGE         the newest generation may be this old (default 26h)
   --max-verify-age AGE  also fail when the last successful verify is older (or there was none)
   --json                print the status as JSON on stdout
+${S3_HELP}
   -h, --help            this help
 AGE: whole weeks, days, hours, minutes, seconds, as in 26h, 90m, 8d, 1w, 1d12h (m: minutes).
 

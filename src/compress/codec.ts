@@ -124,15 +124,24 @@ export function openDecompressedSource(
     close: () => src.close(),
   };
   if (kind === "none") return new BufferedSource(tapped, bufferBytes);
+  // a source that has its bytes in pieces already (an object's ranges) gives them as they are: no copy
+  const pieces = (src as { pieces?: () => AsyncGenerator<Uint8Array> }).pieces?.();
   const input = Readable.from(
-    (async function* () {
-      for (;;) {
-        const buf = new Uint8Array(bufferBytes);
-        const n = await tapped.read(buf, 0, buf.length);
-        if (n === 0) return;
-        yield buf.subarray(0, n);
-      }
-    })(),
+    pieces
+      ? (async function* () {
+        for await (const p of pieces) {
+          onRaw(p);
+          yield p;
+        }
+      })()
+      : (async function* () {
+        for (;;) {
+          const buf = new Uint8Array(bufferBytes);
+          const n = await tapped.read(buf, 0, buf.length);
+          if (n === 0) return;
+          yield buf.subarray(0, n);
+        }
+      })(),
     { objectMode: false },
   );
   input.on("close", () => void src.close());

@@ -30,8 +30,8 @@ export interface Bucket {
   /** The object's content; null when there is no such key. */
   getText(key: string): Promise<string | null>;
   getBytes(key: string): Promise<Uint8Array | null>;
-  /** Bytes [start, end) of an object. */
-  getRange(key: string, start: number, end: number): Promise<Uint8Array>;
+  /** Bytes [start, end) of an object, in the pieces they arrived in. */
+  getRange(key: string, start: number, end: number): Promise<Uint8Array[]>;
   /** Every object whose key starts with `prefix`. */
   list(prefix: string): Promise<ObjectInfo[]>;
   put(key: string, body: Uint8Array): Promise<void>;
@@ -45,4 +45,6 @@ export interface Bucket {
   abortUpload(key: string, uploadId: string): Promise<void>;
   /** The multipart uploads under `prefix` not completed or aborted yet. */
   listUploads(prefix: string): Promise<UploadInfo[]>;
+  /** The bucket's versioning: "Enabled", "Suspended", or "" (never enabled). */
+  versioning(): Promise<string>;
 }

@@ -9,6 +9,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
   HeadBucketCommand,
   ListMultipartUploadsCommand,
@@ -117,8 +118,8 @@ function checkProfile(): void {
 class TimeoutFailure extends Error {}
 
 /**
- * A failure to show as one line: bucket.ts turns it into a S3Failure (this module is bundled apart, so
- * it has its own copy of every class it would import: the main program would not recognise them).
+ * A failure to show as one line: connect.ts turns it into a BlockdiffError (this module is bundled apart,
+ * so it has its own copy of every class it would import: the main program would not recognise them).
  */
 class S3Failure extends Error {
   constructor(message: string, readonly exitCode = 1) {
@@ -161,24 +162,33 @@ class SdkBucket implements Bucket {
     return r === null ? null : await r.Body!.transformToByteArray();
   }
 
-  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array[]> {
+    const action = `reading ${key}`;
     const r = await this.#send(
       () =>
         this.client.send(
           new GetObjectCommand({ Bucket: this.name, Key: key, Range: `bytes=${start}-${end - 1}` }),
         ),
-      `reading ${key}`,
+      action,
     );
-    const bytes = await r.Body!.transformToByteArray();
-    if (bytes.length !== end - start) {
+    // the response's own chunks: no copy into one buffer (a restore reads every diff this way)
+    const chunks: Uint8Array[] = [];
+    let got = 0;
+    try {
+      for await (const c of r.Body as AsyncIterable<Uint8Array>) {
+        chunks.push(c);
+        got += c.length;
+      }
+    } catch (err) {
+      throw this.#describe(err, action);
+    }
+    if (got !== end - start) {
       throw new S3Failure(
-        `reading ${this.#url(key)}: got ${bytes.length} bytes at ${start}, expected ${
-          end - start
-        } (shorter?)`,
+        `reading ${this.#url(key)}: got ${got} bytes at ${start}, expected ${end - start} (shorter?)`,
         3,
       );
     }
-    return bytes;
+    return chunks;
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
@@ -277,6 +287,14 @@ class SdkBucket implements Bucket {
       if (statusOf(err) === 404) return; // already gone
       throw this.#describe(err, `aborting the upload of ${key}`);
     }
+  }
+
+  async versioning(): Promise<string> {
+    const r = await this.#send(
+      () => this.client.send(new GetBucketVersioningCommand({ Bucket: this.name })),
+      "reading the bucket's versioning",
+    );
+    return r.Status ?? "";
   }
 
   async listUploads(prefix: string): Promise<UploadInfo[]> {

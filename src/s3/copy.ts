@@ -18,7 +18,13 @@ import { type ChainView, openStable, readChainView } from "../store/generations.
 import { VERSION } from "../version.ts";
 import type { Bucket } from "./bucket.ts";
 import { ChainKeys, newToken, readRemoteState } from "./layout.ts";
-import { lostTheRace, publishManifest, publishVersion, removeLeftovers } from "./publish.ts";
+import {
+  checkConditionalCreate,
+  lostTheRace,
+  publishManifest,
+  publishVersion,
+  removeLeftovers,
+} from "./publish.ts";
 import type { S3Location } from "./location.ts";
 import { ObjectUpload } from "./upload.ts";
 
@@ -43,6 +49,7 @@ export async function copyChain(o: CopyOptions): Promise<CopySummary> {
   const { chain, bucket } = o;
   const keys = new ChainKeys(o.dest);
   const view = readChainView(chain);
+  await checkConditionalCreate(bucket, keys);
   const remote = await readRemoteState(bucket, keys);
   await checkSameChain(o, keys, view, remote.version);
   const todo = view.members.filter((g) => g > remote.version);

@@ -6,10 +6,29 @@ import { BlockdiffError, EXIT } from "../errors.ts";
 import { decodeManifest } from "../format/manifest.ts";
 import { encodeVersion } from "../format/ver.ts";
 import type { Bucket } from "./bucket.ts";
-import { type ChainKeys, readRemoteState } from "./layout.ts";
+import { type ChainKeys, newToken, readRemoteState } from "./layout.ts";
 
 /** Unpublished objects and uploads this old belong to a run that died. */
 const DEAD_AFTER_MS = 24 * 3600_000;
+
+/**
+ * Before a run publishes: the manifest's conditional create must work in this bucket. Ceph radosgw 16
+ * ignores If-None-Match in a bucket with versioning enabled (two runs would both "create" a generation), so
+ * there a probe key is created twice; a second create that succeeds refuses the run.
+ */
+export async function checkConditionalCreate(bucket: Bucket, keys: ChainKeys): Promise<void> {
+  if (await bucket.versioning() !== "Enabled") return;
+  const probe = `${keys.base}probe-${newToken()}`;
+  const once = await bucket.putIfAbsent(probe, new Uint8Array(0));
+  const twice = await bucket.putIfAbsent(probe, new Uint8Array(0));
+  await bucket.remove(probe);
+  if (once && twice) {
+    throw new BlockdiffError(
+      `s3://${bucket.name} has versioning enabled and its server ignores If-None-Match there (Ceph ` +
+        `radosgw 16 does): two runs could both publish a generation; use a bucket without versioning`,
+    );
+  }
+}
 
 /** Creates generation `g`'s manifest; of two runs, exactly one does (the other fails with exit 4). */
 export async function publishManifest(

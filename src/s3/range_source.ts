@@ -19,7 +19,9 @@ export class RangeSource implements ByteSource {
   readonly #rangeBytes: number;
   readonly #depth: number;
   /** Ranges requested and not consumed yet, in order. */
-  readonly #ahead: Promise<Uint8Array>[] = [];
+  readonly #ahead: Promise<Uint8Array[]>[] = [];
+  /** The current range's pieces not consumed yet. */
+  #pieces: Uint8Array[] = [];
   #next = 0;
   #chunk: Uint8Array = new Uint8Array(0);
   #pos = 0;
@@ -36,18 +38,36 @@ export class RangeSource implements ByteSource {
   }
 
   async read(buf: Uint8Array, off: number, len: number): Promise<number> {
-    if (this.#pos === this.#chunk.length) {
-      this.#fill();
-      const next = this.#ahead.shift();
-      if (next === undefined) return 0;
-      this.#chunk = await next;
-      this.#pos = 0;
-      this.#fill();
-    }
-    const n = Math.min(len, this.#chunk.length - this.#pos);
-    buf.set(this.#chunk.subarray(this.#pos, this.#pos + n), off);
+    const piece = await this.#piece();
+    if (piece === null) return 0;
+    const n = Math.min(len, piece.length - this.#pos);
+    buf.set(piece.subarray(this.#pos, this.#pos + n), off);
     this.#pos += n;
     return n;
+  }
+
+  /** The object's bytes in the pieces they arrived in (no copy); the source is read to its end. */
+  async *pieces(): AsyncGenerator<Uint8Array> {
+    for (let p = await this.#piece(); p !== null; p = await this.#piece()) {
+      yield this.#pos === 0 ? p : p.subarray(this.#pos);
+      this.#pos = p.length;
+    }
+  }
+
+  /** The piece being read (with bytes left at #pos), or null at the end. */
+  async #piece(): Promise<Uint8Array | null> {
+    while (this.#pos === this.#chunk.length) {
+      if (this.#pieces.length === 0) {
+        this.#fill();
+        const next = this.#ahead.shift();
+        if (next === undefined) return null;
+        this.#pieces = await next;
+        this.#fill();
+      }
+      this.#chunk = this.#pieces.shift() ?? new Uint8Array(0);
+      this.#pos = 0;
+    }
+    return this.#chunk;
   }
 
   /** Keeps `depth` GETs in flight. */
