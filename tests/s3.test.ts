@@ -25,6 +25,7 @@ import {
 } from "./helpers.ts";
 import { type Rgw, rgwAvailable, startRgw } from "./rgw.ts";
 import { startS3Proxy } from "./s3_proxy.ts";
+import { sshdAvailable, startSshd } from "./sshd.ts";
 
 const BS = 4096;
 const BUCKET = "blockdiff-test";
@@ -259,6 +260,66 @@ describe("s3", { skip }, () => {
         const out = path.join(dir, "r4.img");
         assert.equal((await s3run(t, ["restore", url, out])).code, 0);
         assert.equal(sha256File(out), sha256File(img));
+      });
+
+      it("a remote source over SSH backed up straight into S3: the agent's diff streams into the bucket", {
+        skip: !sshdAvailable() && "needs root and sshd",
+      }, async () => {
+        const sshd = await startSshd();
+        try {
+          const dir = tempDir();
+          const img = path.join(dir, "src.img");
+          fs.writeFileSync(img, pseudoRandom((3 << 20) + 123, 41)); // a short last block too
+          const url = `s3://${BUCKET}/${t.name}/remote/db`;
+          const sums: string[] = [];
+          for (let g = 1; g <= 2; g++) {
+            if (g > 1) changeBlocks(img, BS, 17, 3, 42);
+            const r = await s3run(t, [
+              "backup",
+              url,
+              `root@127.0.0.1:${sshd.port}:${img}`,
+              "--block-size",
+              String(BS),
+              "--compress",
+              "zstd",
+              "-i",
+              sshd.clientKey,
+              "--known-hosts",
+              sshd.knownHosts,
+            ], { env: { SSH_AUTH_SOCK: "" } });
+            assert.equal(r.code, 0, r.stderr);
+            sums.push(sha256File(img));
+          }
+          await restoresAll(t, dir, url, { 1: sums[0], 2: sums[1] });
+          assert.equal((await s3run(t, ["verify", url])).code, 0);
+        } finally {
+          sshd.stop();
+        }
+      });
+
+      it("--metrics of a backup, verify and prune of an S3 chain: the chain as s3://BUCKET/PREFIX, its newest generation", async () => {
+        const dir = tempDir();
+        fs.writeFileSync(path.join(dir, "src.img"), pseudoRandom(1 << 20, 51));
+        const url = `s3://${BUCKET}/${t.name}/metrics/db`;
+        const runs = [
+          ["backup", url, "src.img", "--block-size", String(BS)],
+          ["backup", url, "src.img"],
+          ["verify", url],
+          ["prune", url, "--keep-last", "1"],
+        ];
+        for (const [i, args] of runs.entries()) {
+          const file = path.join(dir, `m${i}.prom`);
+          const r = await s3run(t, [...args, "--metrics", file], { cwd: dir });
+          assert.equal(r.code, 0, r.stderr);
+          const text = fs.readFileSync(file, "utf8");
+          const labels = `chain="db",dir="s3://${BUCKET}/${t.name}/metrics",command="${args[0]}"`;
+          assert.match(text, new RegExp(`^blockdiff_last_run_exit_code\\{${labels}\\} 0$`, "m"), text);
+          assert.match(
+            text,
+            new RegExp(`^blockdiff_newest_generation\\{${labels}\\} ${i === 0 ? 1 : 2}$`, "m"),
+            text,
+          );
+        }
       });
 
       it("fault: radosgw killed during a backup into S3: nothing is published, the next backup is fine", async () => {

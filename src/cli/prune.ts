@@ -89,6 +89,7 @@ async function prune(args: ParsedArgs, log: RunLog, runReport: RunReport): Promi
   const par = createParallelism(undefined, { readsAndWrites: true });
   try {
     runReport.locked();
+    runReport.generation = writer.version; // the chain's newest, for --metrics (also of a chain in S3)
     const result = await pruneLocked({ chain, policy, log, par });
     report({ chain, json, dryRun: false, ...result });
     return 0;

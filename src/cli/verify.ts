@@ -40,10 +40,12 @@ example:
 async function verify(args: ParsedArgs, report: RunReport): Promise<number> {
   const [name] = expectPositionals(args, 1, 1, USAGE);
   const json = args.opts.has("json");
+  // the bucket's digests, not the local copy's: verify checks what is stored there
+  const chain = await openChainArg(name, args, { refetchDigests: true });
+  report.generation = chain.readVersion(); // the chain's newest, for --metrics (also of a chain in S3)
   const par = createParallelism(undefined, { readsAndWrites: true });
   const results = await verifyChain({
-    // the bucket's digests, not the local copy's: verify checks what is stored there
-    chain: await openChainArg(name, args, { refetchDigests: true }),
+    chain,
     upTo: intOpt(args, "generation"),
     hasher: par.hasher,
     onResult: (r) => {

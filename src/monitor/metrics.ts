@@ -73,7 +73,11 @@ const METRICS: { name: string; help: string; value: (m: RunMetrics) => number | 
 
 /** The text file: # HELP and # TYPE (gauge) for each metric, one sample with chain, dir and command. */
 export function formatMetrics(m: RunMetrics): string {
-  const labels = `{chain="${escapeLabel(m.chain.name)}",dir="${escapeLabel(path.resolve(m.chain.dir))}",` +
+  // a chain in a bucket is where it is: s3://BUCKET/PREFIX
+  const dir = m.chain.dir.startsWith("s3:/")
+    ? m.chain.dir.replace(/^s3:\/+/, "s3://")
+    : path.resolve(m.chain.dir);
+  const labels = `{chain="${escapeLabel(m.chain.name)}",dir="${escapeLabel(dir)}",` +
     `command="${m.command}"}`;
   let text = "";
   for (const metric of METRICS) {
