@@ -7,13 +7,14 @@
  * source had when it was taken. Writes its table into docs/performance.md.
  */
 import { spawnSync } from "node:child_process";
-import { createHash, randomFillSync } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { decodeManifest, encodeManifest } from "../src/format/manifest.ts";
+import { sha256OfFile } from "../src/io/file_sha.ts";
 import { BINARY, build } from "./build.ts";
 import { replaceSection } from "./docs_section.ts";
 
@@ -45,16 +46,6 @@ function page(): Uint8Array {
   return b;
 }
 
-function sha256File(p: string): string {
-  const hash = createHash("sha256"), buf = new Uint8Array(1 << 22), fd = fs.openSync(p, "r");
-  try {
-    for (let n; (n = fs.readSync(fd, buf)) > 0;) hash.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest("hex");
-}
-
 const dirBytes = () =>
   fs.readdirSync(dir).filter((f) => f.startsWith("db.")).reduce(
     (n, f) => n + fs.statSync(path.join(dir, f)).size,
@@ -77,7 +68,7 @@ try {
       }
       fs.closeSync(w);
     }
-    shas.set(g, sha256File(img));
+    shas.set(g, sha256OfFile(img));
     backupSeconds += blockdiff(["backup", "db", "src.img", "--compress", "zstd"]).seconds;
     // taken at 03:00 on day g of the last DAYS
     const when = new Date(now.getFullYear(), now.getMonth(), now.getDate() - (DAYS - g), 3, 0, 0)
@@ -107,7 +98,7 @@ try {
   );
   for (const g of kept) {
     blockdiff(["restore", "db", "out.img", "-g", String(g), "--force"]);
-    if (sha256File(path.join(dir, "out.img")) !== shas.get(g)) throw new Error(`generation ${g} differs`);
+    if (sha256OfFile(path.join(dir, "out.img")) !== shas.get(g)) throw new Error(`generation ${g} differs`);
   }
   fs.rmSync(path.join(dir, "out.img"));
   const verify = blockdiff(["verify", "db"]).seconds;

@@ -24,6 +24,11 @@ export function s3Endpoint(args: ParsedArgs): string | undefined {
   return v === undefined ? undefined : parseEndpoint(v);
 }
 
+/** `--s3-endpoint` with a local chain NAME: a mistake, said before anything runs. */
+export function refuseEndpointFor(spec: string, args: ParsedArgs): void {
+  if (args.opts.has("s3-endpoint")) throw new UsageError(`--s3-endpoint: ${spec} is not an s3:// location`);
+}
+
 /** The chain `spec` names for a command that reads it (`--monthly` only for local chains). */
 export async function openChainArg(
   spec: string,
@@ -32,7 +37,7 @@ export async function openChainArg(
 ): Promise<Chain> {
   const monthly = args.opts.has("monthly");
   if (!isS3Location(spec)) {
-    if (args.opts.has("s3-endpoint")) throw new UsageError(`--s3-endpoint: ${spec} is not an s3:// location`);
+    refuseEndpointFor(spec, args);
     return resolveChain(spec, { monthly });
   }
   if (monthly) throw new UsageError("--monthly: not for chains in S3");

@@ -6,7 +6,13 @@ import { RunLog } from "../log/run_log.ts";
 import type { RetentionPolicy } from "../pruner/policy.ts";
 import { planPrune, type PrunePlan, runPrune } from "../pruner/prune.ts";
 import { describeMembers, readChainView } from "../store/generations.ts";
-import { openChainArg, openChainArgForWrite, S3_ENDPOINT_OPTION, S3_HELP } from "./chain_location.ts";
+import {
+  openChainArg,
+  openChainArgForWrite,
+  refuseEndpointFor,
+  S3_ENDPOINT_OPTION,
+  S3_HELP,
+} from "./chain_location.ts";
 import { expectPositionals, type ParsedArgs, stringOpt } from "./args.ts";
 import { type Command, HELP_OPTION, JSON_OPTION } from "./command.ts";
 import { logOutcome } from "./log_outcome.ts";
@@ -81,9 +87,7 @@ async function prune(args: ParsedArgs, log: RunLog, runReport: RunReport): Promi
     report({ chain, plan, json, dryRun: true, bytesFreed: null, elapsedMs: 0 });
     return 0;
   }
-  if (!isS3Location(name) && args.opts.has("s3-endpoint")) {
-    throw new UsageError(`--s3-endpoint: ${name} is not an s3:// location`);
-  }
+  if (!isS3Location(name)) refuseEndpointFor(name, args);
   const writer = await openChainArgForWrite(name, args, { command: "prune", log: (l) => log.info(l) });
   const { chain } = writer;
   const par = createParallelism(undefined, { readsAndWrites: true });

@@ -17,6 +17,10 @@ export const COMPRESSIONS = ["none", "gzip", "lzop", "zstd"] as const;
 export type Compression = typeof COMPRESSIONS[number];
 
 export const EXTENSION: Record<Compression, string> = { none: "", gzip: ".gz", lzop: ".lzop", zstd: ".zst" };
+/** A diff file's compression by its extension ("" for none). */
+export const BY_EXTENSION: ReadonlyMap<string, Compression> = new Map(
+  COMPRESSIONS.map((c) => [EXTENSION[c], c]),
+);
 
 /** Default levels: fast settings that still shrink database pages well (README "Compression"). */
 export const DEFAULT_LEVEL: Record<Compression, number> = { none: 0, gzip: 3, lzop: 3, zstd: 3 };

@@ -74,6 +74,49 @@ export interface Manifest {
   checksum?: string;
 }
 
+/** What a generation the original tools wrote (they wrote no manifest) says of itself, in its files. */
+export interface OriginalGeneration {
+  name: string;
+  generation: number;
+  blocksize: number;
+  blocks: number;
+  /** The length of its last block (0 without blocks). */
+  lastBlockLength: number;
+  /** Its digest file's modification time (ISO). */
+  finishedAt: string;
+  digestFile: string;
+  digestSha256: string;
+  /** Its diff file: compression, size, SHA-256, and how many records (changed blocks) it holds. */
+  diff: { compression: string; bytes: number; sha256: string; records: number };
+  toolVersion: string;
+}
+
+/** A manifest for a generation the original tools wrote: its files' facts, its size from its last block. */
+export function originalManifest(g: OriginalGeneration): Manifest {
+  return {
+    format: MANIFEST_FORMAT,
+    toolVersion: g.toolVersion,
+    name: g.name,
+    generation: g.generation,
+    source: "(written by the original blockdiff)",
+    sourceSize: g.blocks === 0 ? 0 : (g.blocks - 1) * g.blocksize + g.lastBlockLength,
+    blocksize: g.blocksize,
+    blocks: g.blocks,
+    compression: g.diff.compression,
+    compressionLevel: 0,
+    diffFile: "",
+    digestFile: g.digestFile,
+    startedAt: g.finishedAt,
+    finishedAt: g.finishedAt,
+    blocksRead: g.blocks,
+    blocksChanged: g.diff.records,
+    bytesWritten: g.diff.bytes,
+    diffSha256: g.diff.sha256,
+    digestSha256: g.digestSha256,
+    mysql: null,
+  };
+}
+
 function checksumOf(m: Manifest): string {
   const { checksum: _ignored, ...rest } = m;
   return createHash("sha256").update(JSON.stringify(rest)).digest("hex");

@@ -5,13 +5,13 @@
  * the chain's new first (a full). Generation numbers do not change and `.ver` is not touched: the newest
  * generation is always kept. The caller holds the chain's lock and has checked the chain.
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Compression, DEFAULT_LEVEL } from "../compress/codec.ts";
 import type { Parallelism } from "../engine/parallel.ts";
 import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
-import { type Manifest, MANIFEST_FORMAT } from "../format/manifest.ts";
+import { type Manifest, originalManifest } from "../format/manifest.ts";
+import { sha256OfFile } from "../io/file_sha.ts";
 import type { Chain } from "../store/chain.ts";
 import { type ChainView, readChainView } from "../store/generations.ts";
 import { writersOf } from "../store/writers.ts";
@@ -138,7 +138,7 @@ async function foldedManifest(
   folded: FoldedDiff,
   c: { compression: Compression; level: number; diffFile: string },
 ): Promise<Manifest> {
-  const base = view.manifests.get(f.into) ?? await originalManifest(chain, view, f, folded);
+  const base = view.manifests.get(f.into) ?? await originalManifestOf(chain, view, f, folded);
   const absorbed = new Set([...base.absorbed ?? [], ...f.removes]);
   for (const r of f.removes) for (const a of view.manifests.get(r)?.absorbed ?? []) absorbed.add(a);
   return {
@@ -154,11 +154,8 @@ async function foldedManifest(
   };
 }
 
-/**
- * A manifest for a generation the original tools wrote (they wrote none): its digest's facts, its finish
- * time from the digest file, and its size from its last block's length.
- */
-async function originalManifest(
+/** A manifest for a generation the original tools wrote (they wrote none); the fold fills in its diff. */
+async function originalManifestOf(
   chain: Chain,
   view: ChainView,
   f: FoldPlan,
@@ -167,31 +164,19 @@ async function originalManifest(
   const digestPath = chain.digestPath(f.into);
   const digest = await chain.openDigest(f.into);
   await digest.cursor.close();
-  const n = digest.blocks, bs = digest.blocksize;
-  const last = n === 0 ? 0 : folded.lastBlockLength ?? await lastBlockLength(chain, view, f, n);
-  const finished = fs.statSync(digestPath).mtime.toISOString();
-  return {
-    format: MANIFEST_FORMAT,
-    toolVersion: VERSION,
+  const n = digest.blocks;
+  return originalManifest({
     name: chain.name,
     generation: f.into,
-    source: "(written by the original blockdiff)",
-    sourceSize: n === 0 ? 0 : (n - 1) * bs + last,
-    blocksize: bs,
+    blocksize: digest.blocksize,
     blocks: n,
-    compression: "none",
-    compressionLevel: 0,
-    diffFile: "",
+    lastBlockLength: n === 0 ? 0 : folded.lastBlockLength ?? await lastBlockLength(chain, view, f, n),
+    finishedAt: fs.statSync(digestPath).mtime.toISOString(),
     digestFile: path.basename(digestPath),
-    startedAt: finished,
-    finishedAt: finished,
-    blocksRead: n,
-    blocksChanged: 0,
-    bytesWritten: 0,
-    diffSha256: "",
-    digestSha256: sha256Of(digestPath),
-    mysql: null,
-  };
+    digestSha256: sha256OfFile(digestPath),
+    diff: { compression: "none", bytes: 0, sha256: "", records: 0 }, // the folded diff's, in foldedManifest
+    toolVersion: VERSION,
+  });
 }
 
 /**
@@ -266,10 +251,4 @@ function fileSize(p: string): number {
   } catch {
     return 0;
   }
-}
-
-function sha256Of(p: string): string {
-  const hash = createHash("sha256");
-  hash.update(fs.readFileSync(p));
-  return hash.digest("hex");
 }

@@ -8,25 +8,16 @@
  * (by generation K's digest) are not read.
  */
 import * as fs from "node:fs";
-import { type Compression, openDecompressed, openDecompressedSource } from "../compress/codec.ts";
-import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
+import { wrapReadError } from "../compress/read_errors.ts";
 import { describeIoError, IntegrityError } from "../errors.ts";
 import { DiffReader, type DiffRecord, RECORD_HEADER_SIZE } from "../format/diff.ts";
-import type { ByteSource } from "../io/byte_source.ts";
 import { decodeBlocksize, HEADER_SIZE } from "../format/digest.ts";
 import type { PageCache } from "../runtime.ts";
+import { diffBytes, type OpenedDiffFile } from "../store/chain.ts";
 import { exactlyPlanned, recordPosition, type RestorePlan } from "./plan.ts";
 
-/**
- * A member's diff file, opened: the descriptor belongs to ChainBlocks from here on. A diff in a bucket has
- * no descriptor (-1) but `open`, and is read in order.
- */
-export interface OpenedDiff {
-  fd: number;
-  path: string;
-  compression: Compression;
-  open?: () => ByteSource;
-}
+/** A member's diff file, opened (store/chain.ts): the descriptor belongs to ChainBlocks from here on. */
+export type OpenedDiff = OpenedDiffFile;
 
 interface Positioned {
   kind: "positioned";
@@ -236,15 +227,7 @@ export class ChainBlocks {
     const { diff } = src;
     if (src.closed) throw new Error(`ChainBlocks: ${diff.path} was closed before block ${i}`);
     try {
-      src.reader ??= await DiffReader.open(
-        withReadErrors(
-          diff.open
-            ? openDecompressedSource(diff.open(), diff.compression, () => {}, STREAM_BUFFER)
-            : openDecompressed({ fd: diff.fd, path: diff.path }, diff.compression, () => {}, STREAM_BUFFER),
-          diff.path,
-        ),
-        diff.path,
-      );
+      src.reader ??= await DiffReader.open(diffBytes(diff, () => {}, STREAM_BUFFER), diff.path);
       sameBlocksize(diff.path, src.reader.blocksize, this.plan.blocksize);
       while (src.rec === null || src.rec.index < i) {
         src.rec = await src.reader.next();

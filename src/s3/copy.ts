@@ -9,11 +9,13 @@
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import { lastBlockLength } from "../archiver/last_block.ts";
+import { wrapReadError } from "../compress/read_errors.ts";
 import { Progress } from "../display/progress.ts";
+import { sha256OfFileOrNull } from "../io/file_sha.ts";
 import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import { decodeBlocksize, digestBlockCount, HEADER_SIZE } from "../format/digest.ts";
-import { decodeManifest, encodeManifest, type Manifest, MANIFEST_FORMAT } from "../format/manifest.ts";
-import type { Chain, OpenedDiffFile } from "../store/chain.ts";
+import { decodeManifest, encodeManifest, type Manifest, originalManifest } from "../format/manifest.ts";
+import { type Chain, type OpenedDiffFile, readDiffFile } from "../store/chain.ts";
 import { type ChainView, openStable, readChainView } from "../store/generations.ts";
 import { VERSION } from "../version.ts";
 import type { Bucket } from "./bucket.ts";
@@ -26,7 +28,7 @@ import {
   removeLeftovers,
 } from "./publish.ts";
 import type { S3Location } from "./location.ts";
-import { ObjectUpload } from "./upload.ts";
+import { ObjectUpload, uploadFromFd } from "./upload.ts";
 
 export interface CopyOptions {
   chain: Chain;
@@ -42,8 +44,6 @@ export interface CopySummary {
   version: number;
   bytes: number;
 }
-
-const READ_BYTES = 1 << 20;
 
 export async function copyChain(o: CopyOptions): Promise<CopySummary> {
   const { chain, bucket } = o;
@@ -80,7 +80,7 @@ async function checkSameChain(o: CopyOptions, keys: ChainKeys, view: ChainView, 
   if (text === null) return;
   const theirs = decodeManifest(text, keys.url(keys.manifest(remoteVersion))).digestSha256;
   const ours = view.manifests.get(remoteVersion)?.digestSha256 ??
-    sha256File(o.chain.digestPath(remoteVersion));
+    sha256OfFileOrNull(o.chain.digestPath(remoteVersion));
   if (theirs !== ours) {
     throw new BlockdiffError(
       `${o.dest.url} generation ${remoteVersion} differs from ${o.chain.location}'s: not a copy of this chain ` +
@@ -138,12 +138,10 @@ async function copyGeneration(o: CopyOptions, keys: ChainKeys, g: number): Promi
         explain: (err) => lostTheRace(bucket, keys, g, err),
       });
       uploads.push(up);
-      await streamFile(fd, (chunk) => {
-        sha.update(chunk);
-        progress.update(sent += chunk.length);
-        return up.write(chunk);
+      await uploadFromFd(up, fd, (piece) => {
+        sha.update(piece);
+        progress.update(sent += piece.length);
       });
-      await up.finish();
     };
     const digestSha = createHash("sha256"), diffSha = createHash("sha256");
     try {
@@ -179,7 +177,30 @@ async function copyGeneration(o: CopyOptions, keys: ChainKeys, g: number): Promi
   }
 }
 
-/** A manifest for a generation the original tools wrote (they write none). */
+/**
+ * The records (changed blocks) of an opened diff, read through a descriptor of its own on the same file
+ * (reopened by /proc/self/fd: the diff stays the one uploaded, whatever a prune does to its name).
+ */
+async function diffRecords(d: OpenedDiffFile): Promise<number> {
+  let fd: number;
+  try {
+    fd = fs.openSync(`/proc/self/fd/${d.fd}`, "r");
+  } catch (err) {
+    throw describeIoError(`reading ${d.path}`, err);
+  }
+  const reader = await readDiffFile({ ...d, fd });
+  let records = 0;
+  try {
+    while (await reader.next() !== null) records++;
+  } catch (err) {
+    throw wrapReadError(d.path, err);
+  } finally {
+    await reader.close();
+  }
+  return records;
+}
+
+/** A manifest for a generation the original tools wrote (they wrote none), from its files. */
 async function synthesize(
   chain: Chain,
   local: LocalGeneration,
@@ -192,48 +213,23 @@ async function synthesize(
     chain.name,
   );
   const blocks = digestBlockCount(fs.fstatSync(local.digestFd).size, chain.digestPath(g));
-  const last = blocks === 0 ? 0 : await lastBlockLength({ chain, view: local.view, from: g, n: blocks, bs });
-  const at = fs.fstatSync(local.digestFd).mtime.toISOString();
-  const m: Manifest = {
-    format: MANIFEST_FORMAT,
-    toolVersion: VERSION,
+  return originalManifest({
     name: chain.name,
     generation: g,
-    source: "unknown (written by the original blockdiff)",
-    sourceSize: blocks === 0 ? 0 : (blocks - 1) * bs + last,
     blocksize: bs,
     blocks,
-    compression: local.diff.compression,
-    compressionLevel: 0,
-    diffFile: "",
-    digestFile: "",
-    startedAt: at,
-    finishedAt: at,
-    blocksRead: blocks,
-    blocksChanged: 0,
-    bytesWritten: fs.fstatSync(local.diff.fd).size,
-    ...sums,
-    mysql: null,
-  };
-  return m;
-}
-
-async function streamFile(fd: number, each: (chunk: Uint8Array) => Promise<void>): Promise<void> {
-  const buf = new Uint8Array(READ_BYTES);
-  for (let pos = 0;;) {
-    const n = await new Promise<number>((resolve, reject) =>
-      fs.read(fd, buf, 0, buf.length, pos, (err, n) => err ? reject(err) : resolve(n))
-    );
-    if (n === 0) return;
-    await each(buf.subarray(0, n));
-    pos += n;
-  }
-}
-
-function sha256File(p: string): string | null {
-  try {
-    return createHash("sha256").update(fs.readFileSync(p)).digest("hex");
-  } catch {
-    return null;
-  }
+    lastBlockLength: blocks === 0
+      ? 0
+      : await lastBlockLength({ chain, view: local.view, from: g, n: blocks, bs }),
+    finishedAt: fs.fstatSync(local.digestFd).mtime.toISOString(),
+    digestFile: "", // named when published
+    digestSha256: sums.digestSha256,
+    diff: {
+      compression: local.diff.compression,
+      bytes: fs.fstatSync(local.diff.fd).size,
+      sha256: sums.diffSha256,
+      records: await diffRecords(local.diff),
+    },
+    toolVersion: VERSION,
+  });
 }

@@ -16,9 +16,7 @@ import type { Bucket } from "./bucket.ts";
 import { lostTheRace, publishManifest, publishVersion, removeLeftovers } from "./publish.ts";
 import { type ChainKeys, newToken } from "./layout.ts";
 import type { RemoteChain } from "./remote_chain.ts";
-import { ObjectUpload, UploadWritable } from "./upload.ts";
-
-const READ_BYTES = 1 << 20;
+import { ObjectUpload, uploadFromFd, UploadWritable } from "./upload.ts";
 
 export class GenerationUpload implements GenerationWriter {
   readonly diffOut: UploadWritable;
@@ -96,20 +94,13 @@ export class GenerationUpload implements GenerationWriter {
   }
 
   async #uploadDigest(): Promise<void> {
-    const fd = this.digestOut.fd, size = fs.fstatSync(fd).size;
+    const fd = this.digestOut.fd;
     const up = new ObjectUpload(this.#bucket, this.#digestKey, {
-      expectedBytes: size,
+      expectedBytes: fs.fstatSync(fd).size,
       explain: this.#explain,
     });
     try {
-      const buf = new Uint8Array(READ_BYTES);
-      for (let pos = 0; pos < size;) {
-        const n = fs.readSync(fd, buf, 0, buf.length, pos);
-        if (n === 0) break;
-        await up.write(buf.subarray(0, n));
-        pos += n;
-      }
-      await up.finish();
+      await uploadFromFd(up, fd);
     } catch (err) {
       await up.abort().catch(() => {});
       throw err;

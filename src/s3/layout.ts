@@ -41,6 +41,15 @@ export class ChainKeys {
   }
 }
 
+/** What a key of the chain is: generation N's manifest (token null) or a data object of run TOKEN; null: neither. */
+export function parseKey(keys: ChainKeys, key: string): { generation: number; token: string | null } | null {
+  const rest = key.slice(keys.base.length);
+  const m = MANIFEST_KEY.exec(rest);
+  if (m) return { generation: Number(m[1]), token: null };
+  const d = DATA_KEY.exec(rest);
+  return d ? { generation: Number(d[1]), token: d[2] } : null;
+}
+
 /** A new run's token for the keys of what it writes. */
 export function newToken(): string {
   return randomBytes(4).toString("hex");
@@ -61,12 +70,10 @@ export async function readRemoteState(bucket: Bucket, keys: ChainKeys): Promise<
   const objects = new Map((await bucket.list(keys.base)).map((o) => [o.key, o]));
   const manifests: number[] = [], data = new Map<number, string[]>();
   for (const key of objects.keys()) {
-    const rest = key.slice(keys.base.length);
-    const m = MANIFEST_KEY.exec(rest) ?? DATA_KEY.exec(rest);
-    if (!m) continue;
-    const g = Number(m[1]);
-    if (rest.endsWith(".json")) manifests.push(g);
-    else data.set(g, [...data.get(g) ?? [], key]);
+    const k = parseKey(keys, key);
+    if (!k) continue;
+    if (k.token === null) manifests.push(k.generation);
+    else data.set(k.generation, [...data.get(k.generation) ?? [], key]);
   }
   manifests.sort((a, b) => a - b);
   let version = 0;

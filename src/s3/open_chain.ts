@@ -11,6 +11,7 @@ import process from "node:process";
 import { describeIoError } from "../errors.ts";
 import { decodeManifest, type Manifest } from "../format/manifest.ts";
 import { encodeVersion } from "../format/ver.ts";
+import { sha256OfFileOrNull } from "../io/file_sha.ts";
 import { replaceFile } from "../store/commit.ts";
 import type { Bucket } from "./bucket.ts";
 import { connectBucket } from "./connect.ts";
@@ -55,8 +56,8 @@ export function cacheDir(loc: S3Location, endpoint: string | undefined): string 
 /**
  * Brings the cache to the bucket's state: `.ver`, the published manifests (fetched when their ETag, the
  * MD5 of the content, differs from the copy's) and digests (fetched when their SHA-256 differs from the
- * manifest's, or always with `refetch`; a digest that still differs is kept as fetched, for verify and restore to report); files of
- * generations the bucket no longer has are removed.
+ * manifest's, or always with `refetch`; a digest that still differs is kept as fetched, for verify and
+ * restore to report); files of generations the bucket no longer has are removed.
  */
 async function syncCache(o: {
   bucket: Bucket;
@@ -77,23 +78,24 @@ async function syncCache(o: {
     if (g > state.version) continue;
     const mPath = local(`.${g}.json`), info = state.objects.get(keys.manifest(g))!;
     keep.add(mPath);
-    if (md5Of(mPath) !== info.etag) {
-      const text = await bucket.getText(keys.manifest(g));
+    let text = cachedText(mPath);
+    if (text === null || md5(text) !== info.etag) {
+      text = await bucket.getText(keys.manifest(g));
       if (text === null) continue; // removed meanwhile (a prune): the chain is read again
       replaceFile(mPath, text);
     }
     let m: Manifest;
     try {
-      m = decodeManifest(fs.readFileSync(mPath, "utf8"), keys.url(keys.manifest(g)));
+      m = decodeManifest(text, keys.url(keys.manifest(g)));
     } catch {
       continue; // verify reports it
     }
     const dPath = local(`.${g}.md5`);
     keep.add(dPath);
-    if (!o.refetch && sha256Of(dPath) === m.digestSha256) continue;
+    if (!o.refetch && sha256OfFileOrNull(dPath) === m.digestSha256) continue;
     const bytes = await bucket.getBytes(keys.named(m.digestFile));
     if (bytes === null) fs.rmSync(dPath, { force: true });
-    else replaceBytes(dPath, bytes);
+    else replaceFile(dPath, bytes);
   }
   for (const e of fs.readdirSync(dir)) {
     const p = path.join(dir, e);
@@ -104,37 +106,14 @@ async function syncCache(o: {
   replaceFile(local(".ver"), encodeVersion(state.version));
 }
 
-function md5Of(p: string): string | null {
+function cachedText(p: string): string | null {
   try {
-    return createHash("md5").update(fs.readFileSync(p)).digest("hex");
+    return fs.readFileSync(p, "utf8");
   } catch {
     return null;
   }
 }
 
-function sha256Of(p: string): string | null {
-  try {
-    const h = createHash("sha256");
-    const fd = fs.openSync(p, "r");
-    try {
-      const buf = new Uint8Array(1 << 20);
-      for (let n; (n = fs.readSync(fd, buf)) > 0;) h.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
-    return h.digest("hex");
-  } catch {
-    return null;
-  }
-}
-
-function replaceBytes(p: string, bytes: Uint8Array): void {
-  const temp = `${p}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(temp, bytes, { mode: 0o600 });
-    fs.renameSync(temp, p);
-  } catch (err) {
-    fs.rmSync(temp, { force: true });
-    throw describeIoError(`writing ${p}`, err);
-  }
+function md5(text: string): string {
+  return createHash("md5").update(text).digest("hex");
 }

@@ -1,12 +1,12 @@
 /**
- * Publishing a generation in a bucket (remote_chain.ts has the layout): its manifest, created only if
+ * Publishing a generation in a bucket (layout.ts): its manifest, created only if
  * absent, is the commit point; `.ver` follows. Then what dead and losing runs left is removed.
  */
 import { BlockdiffError, EXIT } from "../errors.ts";
 import { decodeManifest } from "../format/manifest.ts";
 import { encodeVersion } from "../format/ver.ts";
 import type { Bucket } from "./bucket.ts";
-import { type ChainKeys, newToken, readRemoteState } from "./layout.ts";
+import { type ChainKeys, newToken, parseKey, readRemoteState } from "./layout.ts";
 
 /** Unpublished objects and uploads this old belong to a run that died. */
 const DEAD_AFTER_MS = 24 * 3600_000;
@@ -38,11 +38,15 @@ export async function publishManifest(
   text: string,
 ): Promise<void> {
   if (!await bucket.putIfAbsent(keys.manifest(g), new TextEncoder().encode(text))) {
-    throw new BlockdiffError(
-      `generation ${g} of ${keys.loc.url} was published by another run meanwhile`,
-      EXIT.locked,
-    );
+    throw publishedMeanwhile(keys, g);
   }
+}
+
+function publishedMeanwhile(keys: ChainKeys, g: number): BlockdiffError {
+  return new BlockdiffError(
+    `generation ${g} of ${keys.loc.url} was published by another run meanwhile`,
+    EXIT.locked,
+  );
 }
 
 /**
@@ -59,10 +63,7 @@ export async function lostTheRace(
     return err;
   }
   const published = await bucket.getText(keys.manifest(g)).catch(() => null);
-  return published === null ? err : new BlockdiffError(
-    `generation ${g} of ${keys.loc.url} was published by another run meanwhile`,
-    EXIT.locked,
-  );
+  return published === null ? err : publishedMeanwhile(keys, g);
 }
 
 /** `.ver` after the manifest (readers count manifests past `.ver`: a run may die between the two). */
@@ -78,9 +79,8 @@ export async function removeLeftovers(o: { bucket: Bucket; keys: ChainKeys; log:
   const { bucket, keys } = o;
   const state = await readRemoteState(bucket, keys);
   const now = Date.now();
-  const genOf = (key: string) => Number(/^(\d+)\./.exec(key.slice(keys.base.length))?.[1] ?? NaN);
   for (const u of await bucket.listUploads(keys.base)) {
-    const g = genOf(u.key);
+    const g = parseKey(keys, u.key)?.generation ?? NaN;
     if (!(g <= state.version) && now - u.initiated.getTime() < DEAD_AFTER_MS) continue;
     await bucket.abortUpload(u.key, u.uploadId);
     o.log(`aborted an unfinished upload of a dead run: ${keys.url(u.key)}`);
@@ -89,7 +89,8 @@ export async function removeLeftovers(o: { bucket: Bucket; keys: ChainKeys; log:
     let named = new Set<string>();
     if (g <= state.version) {
       if (state.manifests.includes(g)) {
-        if (dataKeys.length === 2 && sameToken(dataKeys)) continue;
+        const tokens = new Set(dataKeys.map((k) => parseKey(keys, k)?.token));
+        if (dataKeys.length === 2 && tokens.size === 1) continue; // one run's digest and diff
         const text = await bucket.getText(keys.manifest(g));
         if (text === null) continue;
         const m = decodeManifest(text, keys.url(keys.manifest(g)));
@@ -104,9 +105,4 @@ export async function removeLeftovers(o: { bucket: Bucket; keys: ChainKeys; log:
       o.log(`removed a leftover of an incomplete run: ${keys.url(key)}`);
     }
   }
-}
-
-function sameToken(dataKeys: string[]): boolean {
-  const tokens = dataKeys.map((k) => /\.(\d+)\.([0-9a-f]{8})/.exec(k)?.[2]);
-  return tokens[0] !== undefined && tokens.every((t) => t === tokens[0]);
 }

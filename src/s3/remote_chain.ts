@@ -4,17 +4,13 @@
  * read from the bucket. So list, status, verify and restore read an S3 chain with the code that reads a
  * local one; a backup's and a prune's writers are the bucket's (given by open_chain.ts).
  */
-import { type Compression, COMPRESSIONS, EXTENSION, openDecompressedSource } from "../compress/codec.ts";
-import { withReadErrors, wrapReadError } from "../compress/read_errors.ts";
+import { BY_EXTENSION } from "../compress/codec.ts";
 import { BlockdiffError, IntegrityError } from "../errors.ts";
-import { DiffReader } from "../format/diff.ts";
 import { Chain, type DiffFile, type OpenedDiffFile } from "../store/chain.ts";
 import type { ChainWriters } from "../store/writer_types.ts";
 import type { Bucket } from "./bucket.ts";
 import type { ChainKeys, RemoteState } from "./layout.ts";
 import { RangeSource } from "./range_source.ts";
-
-const BY_EXTENSION = new Map<string, Compression>(COMPRESSIONS.map((c) => [EXTENSION[c], c]));
 
 /** The local copy of an S3 chain's small objects, read as a chain whose diffs are in the bucket. */
 export class RemoteChain extends Chain {
@@ -96,16 +92,5 @@ export class RemoteChain extends Chain {
     const key = this.#key(f);
     const size = this.state.objects.get(key)!.size;
     return { ...f, fd: -1, open: () => new RangeSource(this.bucket, key, size) };
-  }
-
-  override async openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
-    const f = this.openDiffFile(gen);
-    const src = withReadErrors(openDecompressedSource(f.open!(), f.compression, onRaw), f.path);
-    try {
-      return await DiffReader.open(src, f.path);
-    } catch (err) {
-      await src.close();
-      throw wrapReadError(f.path, err);
-    }
   }
 }

@@ -6,6 +6,7 @@
  * visible under the key before `finish`.
  */
 import { createHash, type Hash } from "node:crypto";
+import * as fs from "node:fs";
 import { Writable } from "node:stream";
 import { BlockdiffError } from "../errors.ts";
 import { noteGarbage } from "../runtime.ts";
@@ -15,6 +16,8 @@ const MIN_PART = 8 << 20;
 const MAX_PARTS = 10_000;
 const GROW_EVERY = 1_000;
 const IN_FLIGHT = 4;
+/** Read size of a file being uploaded. */
+const READ_BYTES = 1 << 20;
 
 export class ObjectUpload {
   #partSize: number;
@@ -102,6 +105,25 @@ export class ObjectUpload {
     this.#filled = 0;
     if (this.#inFlight.length >= IN_FLIGHT) await this.#inFlight.shift();
   }
+}
+
+/** Uploads descriptor `fd`'s bytes, from its start to its end, into `up` and finishes it; `seen` sees each piece. */
+export async function uploadFromFd(
+  up: ObjectUpload,
+  fd: number,
+  seen: (piece: Uint8Array) => void = () => {},
+): Promise<void> {
+  const buf = new Uint8Array(READ_BYTES);
+  for (let pos = 0;;) {
+    const n = await new Promise<number>((resolve, reject) =>
+      fs.read(fd, buf, 0, buf.length, pos, (err, n) => err ? reject(err) : resolve(n))
+    );
+    if (n === 0) break;
+    seen(buf.subarray(0, n));
+    await up.write(buf.subarray(0, n));
+    pos += n;
+  }
+  await up.finish();
 }
 
 /** A writable into an upload: counts its bytes and takes their SHA-256; ending it completes the upload. */

@@ -4,7 +4,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type Compression, COMPRESSIONS, EXTENSION, openDecompressed } from "../compress/codec.ts";
+import {
+  type Compression,
+  COMPRESSIONS,
+  EXTENSION,
+  openDecompressed,
+  openDecompressedSource,
+} from "../compress/codec.ts";
 import { BlockdiffError, describeIoError, IntegrityError, UsageError } from "../errors.ts";
 import { DiffReader } from "../format/diff.ts";
 import { digestBlockCount } from "../format/digest.ts";
@@ -172,16 +178,8 @@ export class Chain {
   }
 
   /** Opens generation `gen`'s diff, decompressed and parsed; `onRaw` sees the file's bytes. */
-  async openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
-    const f = this.openDiffFile(gen);
-    const fd = f.fd;
-    const src = withReadErrors(openDecompressed({ fd, path: f.path }, f.compression, onRaw), f.path);
-    try {
-      return await DiffReader.open(src, f.path);
-    } catch (err) {
-      await src.close();
-      throw wrapReadError(f.path, err);
-    }
+  openDiff(gen: number, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
+    return readDiffFile(this.openDiffFile(gen), onRaw);
   }
 
   /** Opens generation `gen`'s digest file, checks its length, and returns a cursor after the header. */
@@ -200,6 +198,34 @@ export class Chain {
       throw describeIoError(`reading ${p}`, err);
     }
     return decodeManifest(text, p);
+  }
+}
+
+/**
+ * An opened diff file's uncompressed bytes (read through its descriptor, or for one kept elsewhere, its
+ * `open`); `onRaw` sees the file's bytes.
+ */
+export function diffBytes(
+  f: OpenedDiffFile,
+  onRaw?: (b: Uint8Array) => void,
+  bufferBytes?: number,
+): ByteSource {
+  return withReadErrors(
+    f.open
+      ? openDecompressedSource(f.open(), f.compression, onRaw, bufferBytes)
+      : openDecompressed({ fd: f.fd, path: f.path }, f.compression, onRaw, bufferBytes),
+    f.path,
+  );
+}
+
+/** An opened diff file, decompressed and parsed (the reader owns the descriptor); `onRaw` sees its bytes. */
+export async function readDiffFile(f: OpenedDiffFile, onRaw?: (b: Uint8Array) => void): Promise<DiffReader> {
+  const src = diffBytes(f, onRaw);
+  try {
+    return await DiffReader.open(src, f.path);
+  } catch (err) {
+    await src.close();
+    throw wrapReadError(f.path, err);
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type Compression, COMPRESSIONS, EXTENSION } from "../compress/codec.ts";
+import { BY_EXTENSION } from "../compress/codec.ts";
 import { BlockdiffError, describeIoError, IntegrityError } from "../errors.ts";
 import { digestBlockCount } from "../format/digest.ts";
 import type { Chain, DiffFile } from "./chain.ts";
@@ -30,7 +30,6 @@ export interface ChainState {
   temps: string[];
 }
 
-const BY_EXTENSION = new Map<string, Compression>(COMPRESSIONS.map((c) => [EXTENSION[c], c]));
 const GENERATION_FILE = /^([1-9]\d{0,14})(\.gz|\.lzop|\.zst|\.md5|\.json)?$/;
 /** Besides generations: NAME.ver, the run lock, the journal, the last runs `status` reads (monitor/last_run.ts). */
 const OTHER_FILE = /^(ver|lock|journal|last-(backup|prune|verify)\.json)$/;

@@ -138,7 +138,7 @@ function renameOver(temp: string, final: string): void {
 export class NotDurableError extends BlockdiffError {}
 
 /** Puts a small file in place whole, replacing the old one: temp, fsync, rename (no directory fsync). */
-export function replaceFile(final: string, data: string): void {
+export function replaceFile(final: string, data: string | Uint8Array): void {
   const temp = tempPathFor(final);
   try {
     const fd = fs.openSync(temp, "wx", 0o600);

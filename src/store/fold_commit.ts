@@ -7,8 +7,8 @@
  * changed its name) and the removed generations' files are deleted; the journal goes last. Once the
  * journal is written the fold only goes forward: the next command that writes finishes it (journal.ts).
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { sha256OfFile } from "../io/file_sha.ts";
 import * as path from "node:path";
 import { describeIoError, IntegrityError } from "../errors.ts";
 import { encodeManifest } from "../format/manifest.ts";
@@ -72,13 +72,7 @@ function removeJournal(chain: Chain): void {
 function holds(p: string, size: number, sha: string): boolean {
   try {
     if (fs.statSync(p).size !== size) return false;
-    const hash = createHash("sha256"), buf = new Uint8Array(1 << 20), fd = fs.openSync(p, "r");
-    try {
-      for (let n; (n = fs.readSync(fd, buf)) > 0;) hash.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
-    return hash.digest("hex") === sha;
+    return sha256OfFile(p) === sha;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw describeIoError(`reading ${p}`, err);
